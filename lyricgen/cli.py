@@ -1,0 +1,332 @@
+"""Command line: `lyricgen train | generate | evaluate | download`.
+
+A thin layer over the library: it parses options, prints, shows progress and turns every
+LyricgenError into one `lyricgen: error: ...` line on stderr and a non-zero exit.
+"""
+import argparse
+import hashlib
+import json
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .errors import LyricgenError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = ROOT / "data" / "sample_lyrics.txt"
+DEFAULT_OUT = Path("checkpoints")
+DEFAULT_CHECKPOINT = DEFAULT_OUT / "best.pt"
+# options that describe the model or the data; on --resume they come from the checkpoint
+FIXED_ON_RESUME = ("cell", "embed_dim", "hidden_size", "num_layers", "dropout", "embed_dropout",
+                   "tie_weights", "min_freq", "seq_len", "batch_size", "val_fraction", "seed", "lr",
+                   "weight_decay", "clip", "lr_factor", "lr_patience")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + error
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _number(kind, low=None, low_ok=True, high=None, high_ok=True):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value != value or (low is not None and (value < low or (value == low and not low_ok))) or \
+                (high is not None and (value > high or (value == high and not high_ok))):
+            lo = "" if low is None else f"{'>=' if low_ok else '>'} {low}"
+            hi = "" if high is None else f"{'<=' if high_ok else '<'} {high}"
+            raise argparse.ArgumentTypeError(f"must be {' and '.join(x for x in (lo, hi) if x)}, got {text}")
+        return value
+    return parse
+
+
+positive_int = _number(int, 1)
+non_negative_int = _number(int, 0)
+positive_float = _number(float, 0, low_ok=False)
+probability = _number(float, 0, high=1, high_ok=False)
+
+
+def _defaults(cls) -> dict:
+    return {f.name: f.default for f in fields(cls)}
+
+
+# -- train ------------------------------------------------------------------------------------------
+def add_train(sub):
+    from .model import CELLS, ModelConfig
+    from .train import TokenizerConfig, TrainConfig
+
+    t, m, k = _defaults(TrainConfig), _defaults(ModelConfig), _defaults(TokenizerConfig)
+    p = sub.add_parser("train", help="train a model on a lyrics corpus (default: the bundled sample)",
+                       description="Train on a corpus (UTF-8, one lyric line per line). Writes last.pt, "
+                                   "best.pt and metrics.csv to --out.")
+    a = p.add_argument
+    a("--corpus", type=Path, help=f"lyrics file (default: the bundled {SAMPLE_CORPUS.name}; on --resume, the checkpoint's)")
+    a("--encoding", default="utf-8", help="text encoding of the corpus, e.g. gb18030 (default: utf-8)")
+    a("--out", type=Path, help="directory for checkpoints and metrics.csv (default: checkpoints/, on --resume the checkpoint's)")
+    a("--resume", type=Path, metavar="CKPT", help="continue the run saved in this checkpoint")
+    a("--force", action="store_true", help="start a new run even if --out already holds one")
+    a("--epochs", type=non_negative_int, help=f"total epochs, an extension on --resume (default: {t['epochs']})")
+    a("--time-budget", type=positive_float, metavar="SECONDS", help="stop after this much wall time, keeping best.pt and last.pt")
+    a("--max-steps", type=positive_int, help="stop after this many optimizer steps in total, saving last.pt")
+    a("--batch-size", type=positive_int, help=f"windows per batch (default: {t['batch_size']})")
+    a("--seq-len", type=positive_int, help=f"tokens per window (default: {t['seq_len']})")
+    a("--lr", type=positive_float, help=f"Adam learning rate (default: {t['lr']})")
+    a("--weight-decay", type=_number(float, 0), help=f"Adam weight decay (default: {t['weight_decay']})")
+    a("--clip", type=positive_float, help=f"max gradient norm (default: {t['clip']})")
+    a("--val-fraction", type=probability, help=f"share of lines held out at the end of the corpus (default: {t['val_fraction']})")
+    a("--patience", type=positive_int, help=f"early stop after this many epochs without improvement (default: {t['patience']})")
+    a("--seed", type=int, help=f"random seed (default: {t['seed']})")
+    a("--cell", choices=sorted(CELLS), help=f"recurrent cell; rnn is the tutorial's (default: {m['cell']})")
+    a("--embed-dim", type=positive_int, help=f"embedding size (default: {m['embed_dim']})")
+    a("--hidden-size", type=positive_int, help=f"recurrent state size (default: {m['hidden_size']})")
+    a("--num-layers", type=positive_int, help=f"stacked recurrent layers (default: {m['num_layers']})")
+    a("--dropout", type=probability, help=f"dropout on activations (default: {m['dropout']})")
+    a("--embed-dropout", type=probability, help=f"share of vocabulary entries dropped per batch (default: {m['embed_dropout']})")
+    a("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
+      help=f"share the embedding and output matrices (default: {m['tie_weights']})")
+    a("--min-freq", type=positive_int, help=f"words seen fewer times are spelled as characters (default: {k['min_freq']})")
+    a("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto = CUDA when available (default: auto)")
+    a("--deterministic", action="store_true", help="use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
+    a("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
+    p.set_defaults(func=cmd_train)
+
+
+def _given(args, names) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _corpus_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .data import prepare, read_corpus
+    from .model import LyricsRNN, ModelConfig, count_parameters
+    from .runtime import make_deterministic, resolve_device
+    from .train import TokenizerConfig, TrainConfig, Trainer
+    from .vocab import Vocab
+
+    device = resolve_device(args.device)
+    if args.deterministic:
+        make_deterministic(device)
+    run_names = [f.name for f in fields(TrainConfig)]
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    if args.resume:
+        ckpt = load_checkpoint(args.resume)
+        fixed = _given(args, FIXED_ON_RESUME)
+        if fixed:
+            name = next(iter(fixed)).replace("_", "-")
+            raise LyricgenError(f"--{name} is fixed by the checkpoint and cannot change on --resume")
+        corpus = args.corpus or Path(ckpt.get("corpus", {}).get("path", ""))
+        out = args.out or Path(args.resume).parent
+        config = TrainConfig(**{**ckpt["train_config"], "time_budget": None, "max_steps": None,
+                                **_given(args, ("epochs", "time_budget", "max_steps", "patience"))})
+        tok = TokenizerConfig(**ckpt["tokenizer"])
+        vocab = Vocab.from_dict(ckpt["vocab"])
+    else:
+        ckpt = None
+        corpus = args.corpus or SAMPLE_CORPUS
+        out = args.out or DEFAULT_OUT
+        existing = [n for n in ("last.pt", "best.pt") if (out / n).exists()]
+        if existing and not args.force:
+            raise LyricgenError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
+                                f"--resume {out / 'last.pt'} or start over with --force")
+        try:
+            config = TrainConfig(**_given(args, run_names))
+            tok = TokenizerConfig(**_given(args, ("min_freq",)))
+        except ValueError as e:
+            raise LyricgenError(str(e)) from None
+        vocab = None
+    lines = read_corpus(corpus, args.encoding)
+    digest = _corpus_hash(corpus)
+    if ckpt is not None and ckpt.get("corpus", {}).get("sha256") not in (None, digest):
+        raise LyricgenError(f"{corpus} is not the corpus this checkpoint was trained on (its content changed)")
+    data = prepare(lines, config.val_fraction, tok.min_freq, config.seq_len, vocab=vocab)
+    torch.manual_seed(config.seed)
+    if ckpt is not None:
+        model, _ = model_from_checkpoint(ckpt, args.resume)
+    else:
+        try:
+            model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **_given(args, [f.name for f in fields(ModelConfig)][1:])))
+        except ValueError as e:
+            raise LyricgenError(str(e)) from None
+    corpus_info = {"path": str(Path(corpus).resolve()), "sha256": digest, "lines": len(lines)}
+    trainer = Trainer(model, data, config, tok, out, device, corpus_info)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    say(f"corpus {corpus}: {len(lines)} lines; training windows {len(data.train)} x {config.seq_len} tokens; "
+        f"validation {len(data.val_ids)} tokens ({data.val_seen_share:.1%} of validation lines also occur in training)")
+    say(f"vocabulary {len(data.vocab)} entries (min_freq {tok.min_freq}); model {model.config.cell} "
+        f"{count_parameters(model):,} parameters on {device}")
+    return _run(trainer, args, say)
+
+
+def _run(trainer, args, say) -> int:
+    from tqdm import tqdm
+
+    from .data import num_batches
+
+    st, cfg = trainer.state, trainer.config
+    nb = num_batches(len(trainer.train_data), cfg.batch_size)
+    bar = tqdm(total=max(cfg.epochs * nb, st.step), initial=st.step, unit="step", dynamic_ncols=True,
+               disable=True if args.quiet else None, leave=False)
+
+    def on_step(info):
+        bar.update(1)
+        bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", tok_s=f"{info['tokens_per_s']:,.0f}")
+
+    def on_epoch(row):
+        line = (f"epoch {row['epoch']:g}  step {row['step']}  train_loss {row['train_loss']:.3f}")
+        if row["val_loss"] != "":
+            line += f"  val_loss {row['val_loss']:.3f}  val_ppl {row['val_ppl']:.1f}  bpc-open {row['val_bpc_open']:.3f}"
+        line += f"  {row['tokens_per_s']:,} tok/s  {row['elapsed_s']}s"
+        if args.quiet:
+            return
+        bar.write(line, file=sys.stderr)
+
+    def on_signal(signum, frame):
+        trainer.stop_signal = signum
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reason = trainer.run(on_step=on_step, on_epoch=on_epoch)
+    finally:
+        bar.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    out = trainer.out_dir
+    if reason == "signal":
+        name = signal.Signals(trainer.stop_signal).name
+        print(f"lyricgen: {name}: saved {out / 'last.pt'} at step {st.step}; resume with: "
+              f"lyricgen train --resume {out / 'last.pt'}", file=sys.stderr)
+        return 128 + trainer.stop_signal
+    best = f"best validation loss {st.best_val_loss:.4f}" if st.best_val_loss != float("inf") else "no validation"
+    say(f"stopped ({reason.replace('_', ' ')}) after {st.epoch} epochs, {st.step} steps; {best}; "
+        f"checkpoints in {out}/ (best.pt, last.pt)")
+    return 0
+
+
+# -- generate ---------------------------------------------------------------------------------------
+def add_generate(sub):
+    p = sub.add_parser("generate", help="write lyrics from a start word",
+                       description="Write lyrics that continue START_WORD, greedily by default.")
+    a = p.add_argument
+    a("start", metavar="START_WORD", help="a word or phrase to start from")
+    a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
+    a("--max-tokens", type=positive_int, default=100, help="tokens to generate (default: 100)")
+    a("--temperature", type=_number(float, 0), default=0.0, help="0 = greedy (default); higher = more random")
+    a("--top-k", type=non_negative_int, default=0, help="sample only from the k most likely tokens (0 = all)")
+    a("--top-p", type=_number(float, 0, low_ok=False, high=1), default=1.0, help="nucleus sampling threshold (default: 1.0 = off)")
+    a("--seed", type=int, help="seed for sampling, for reproducible output")
+    a("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to run (default: cpu, fastest for one text)")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args) -> int:
+    from .predict import Sampling, generate_ids, load_for_generation, resolve_start
+    from .runtime import resolve_device
+    from .tokenizer import normalize_line
+
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.seed)
+    if not normalize_line(args.start):
+        raise LyricgenError("the start word is empty")
+    model, vocab, _ = load_for_generation(args.checkpoint, resolve_device(args.device))
+    ids, unknown = resolve_start(args.start, vocab)
+    if unknown:
+        print(f"lyricgen: note: not in the vocabulary, left out of the prompt: {''.join(unknown)}", file=sys.stderr)
+    new = generate_ids(model, vocab, ids, args.max_tokens, sampling)[0]
+    print((normalize_line(args.start) + vocab.decode(new.tolist())).rstrip("\n"))
+    return 0
+
+
+# -- evaluate ---------------------------------------------------------------------------------------
+def add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="score a text file: token perplexity and open-vocabulary bits per character")
+    a = p.add_argument
+    a("file", type=Path, metavar="FILE", help="lyrics to score (one line per line)")
+    a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
+    a("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
+    a("--json", action="store_true", help="print one JSON object instead of a sentence")
+    a("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from .data import read_corpus
+    from .evaluate import score_lines
+    from .predict import load_for_generation
+    from .runtime import resolve_device
+    from .tokenizer import tokenize_lines
+
+    device = resolve_device(args.device)
+    model, vocab, ckpt = load_for_generation(args.checkpoint, device)
+    lines = read_corpus(args.file, args.encoding)
+    result = score_lines(model, vocab, tokenize_lines(lines), float(ckpt.get("unk_prob", 0.0)), device)
+    if args.json:
+        d = result.to_dict()
+        print(json.dumps({"ppl": d["ppl"], "bpc_open": d["bpc_open"], "loss": d["loss"], "tokens": d["tokens"],
+                          "chars": d["chars"], "unk": d["unk"], "unk_chars": d["unk_chars"], "file": str(args.file)}))
+    else:
+        print(f"{args.file}: {result.tokens} tokens, {result.chars} characters ({result.unk} <unk> covering "
+              f"{result.unk_chars}): token perplexity {result.ppl:.2f}, bpc-open {result.bpc_open:.3f}")
+    return 0
+
+
+# -- download ---------------------------------------------------------------------------------------
+def add_download(sub):
+    from .download import CORPORA
+
+    p = sub.add_parser("download", help="fetch a public lyrics corpus, checking its sha256")
+    a = p.add_argument
+    a("name", choices=sorted(CORPORA), help="corpus to fetch")
+    a("--url", help="fetch from this address instead (a mirror)")
+    a("--sha256", help="expected sha256 of the zip (default: the published one)")
+    a("--out", type=Path, help="where to write the text (default: data/<name>_lyrics.txt)")
+    a("--force", action="store_true", help="replace an existing file whose content differs")
+    p.set_defaults(func=cmd_download)
+
+
+def cmd_download(args) -> int:
+    from .download import download
+
+    path, written = download(args.name, args.out, args.url, args.sha256, args.force)
+    print(f"{'wrote' if written else 'already present, checksum verified:'} {path}")
+    return 0
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="lyricgen", description="Learn to write song lyrics from a corpus; write new ones from a start word.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"lyricgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train(sub)
+    add_generate(sub)
+    add_evaluate(sub)
+    add_download(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LyricgenError as e:
+        print(f"lyricgen: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lyricgen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Vocabulary: a hybrid of frequent words and single characters, with deterministic ids.
+
+Words seen at least `min_freq` times are entries; rarer words are spelled as their characters, so
+every character seen in training stays representable and the model can still write rare words.
+`<unk>` stands only for characters never seen. Building is two linear passes (count the words, then
+count the encoded units); ids are ordered by (-count, token), so the same corpus and settings always
+give the same ids, and frequent tokens get small ids.
+"""
+from collections import Counter
+
+from .tokenizer import LINE_BREAK, SPACE
+
+UNK = "<unk>"
+SPECIALS = (UNK, LINE_BREAK, SPACE)
+
+
+class Vocab:
+    def __init__(self, tokens: list[str], counts: list[int] | None = None):
+        if list(tokens[: len(SPECIALS)]) != list(SPECIALS):
+            raise ValueError(f"vocabulary must start with {SPECIALS!r}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("vocabulary has duplicate entries")
+        self.tokens = list(tokens)
+        self.counts = list(counts) if counts is not None else [0] * len(tokens)
+        self.index = {tok: i for i, tok in enumerate(self.tokens)}
+        self.unk_id = self.index[UNK]
+        self.line_break_id = self.index[LINE_BREAK]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.index
+
+    @classmethod
+    def build(cls, token_lines: list[list[str]], min_freq: int = 2) -> "Vocab":
+        if min_freq < 1:
+            raise ValueError("min_freq must be at least 1")
+        words = Counter(tok for line in token_lines for tok in line)
+        kept = {w for w, n in words.items() if n >= min_freq or len(w) == 1}
+        units: Counter = Counter()
+        for w, n in words.items():
+            if w in kept:
+                units[w] += n
+            else:
+                for ch in w:
+                    units[ch] += n
+        units[LINE_BREAK] += len(token_lines)
+        for w in kept:  # characters inside kept words stay representable even if never alone
+            for ch in w:
+                units.setdefault(ch, 0)
+        for special in SPECIALS:
+            units.pop(special, None)
+        ordered = sorted(units.items(), key=lambda kv: (-kv[1], kv[0]))
+        line_breaks = len(token_lines)
+        spaces = words.get(SPACE, 0)
+        return cls(list(SPECIALS) + [t for t, _ in ordered], [0, line_breaks, spaces] + [n for _, n in ordered])
+
+    def encode(self, tokens: list[str]) -> tuple[list[int], int]:
+        """Ids for tokens, spelling unknown words as characters.
+
+        Returns (ids, unk_chars): a run of unseen characters becomes one `<unk>` id, and unk_chars
+        counts the characters those `<unk>` ids stand for (evaluation charges for them).
+        """
+        ids: list[int] = []
+        unk_chars = 0
+        index = self.index
+        for tok in tokens:
+            i = index.get(tok)
+            if i is not None:
+                ids.append(i)
+                continue
+            in_unknown_run = False
+            for ch in tok:
+                i = index.get(ch)
+                if i is not None:
+                    ids.append(i)
+                    in_unknown_run = False
+                    continue
+                if not in_unknown_run:
+                    ids.append(self.unk_id)
+                    in_unknown_run = True
+                unk_chars += 1
+        return ids, unk_chars
+
+    def encode_lines(self, token_lines: list[list[str]]) -> tuple[list[int], int]:
+        """Ids of whole lyric lines, each followed by the line break."""
+        ids: list[int] = []
+        unk_chars = 0
+        for line in token_lines:
+            line_ids, unk = self.encode(line)
+            ids.extend(line_ids)
+            ids.append(self.line_break_id)
+            unk_chars += unk
+        return ids, unk_chars
+
+    def decode(self, ids) -> str:
+        return "".join(self.tokens[int(i)] for i in ids)
+
+    def most_frequent(self, n: int) -> list[str]:
+        """The n most frequent entries that a person would type as a start word."""
+        words = [t for t in self.tokens[len(SPECIALS):] if t.strip()]
+        return words[:n]
+
+    def to_dict(self) -> dict:
+        return {"tokens": list(self.tokens), "counts": list(self.counts)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocab":
+        return cls(d["tokens"], d.get("counts"))
