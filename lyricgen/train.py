@@ -148,7 +148,7 @@ class Trainer:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "versions": {"lyricgen": __version__, "torch": torch.__version__, "jieba": jieba_version()},
+            "versions": {"lyricgen": __version__, "torch": str(torch.__version__), "jieba": jieba_version()},
             "model_config": self.model.config.to_dict(),
             "train_config": asdict(self.config),
             "tokenizer": asdict(self.tokenizer),
