@@ -91,6 +91,7 @@ def add_train(sub):
     a("--min-freq", type=positive_int, help=f"words seen fewer times are spelled as characters (default: {k['min_freq']})")
     a("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto = CUDA when available (default: auto)")
     a("--deterministic", action="store_true", help="use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
+    a("--no-cache", action="store_true", help="tokenise with jieba even if this text was tokenised before")
     a("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
     p.set_defaults(func=cmd_train)
 
@@ -148,7 +149,7 @@ def cmd_train(args) -> int:
     digest = _corpus_hash(corpus)
     if ckpt is not None and ckpt.get("corpus", {}).get("sha256") not in (None, digest):
         raise LyricgenError(f"{corpus} is not the corpus this checkpoint was trained on (its content changed)")
-    data = prepare(lines, config.val_fraction, tok.min_freq, config.seq_len, vocab=vocab)
+    data = prepare(lines, config.val_fraction, tok.min_freq, config.seq_len, vocab=vocab, use_cache=not args.no_cache)
     torch.manual_seed(config.seed)
     if ckpt is not None:
         model, _ = model_from_checkpoint(ckpt, args.resume)
@@ -216,33 +217,114 @@ def _run(trainer, args, say) -> int:
 # -- generate ---------------------------------------------------------------------------------------
 def add_generate(sub):
     p = sub.add_parser("generate", help="write lyrics from a start word",
-                       description="Write lyrics that continue START_WORD, greedily by default.")
+                       description="Write lyrics that continue START_WORD (greedy by default). With -i, read "
+                                   "start words from standard input, one per line; a line ':set temperature 0.8' "
+                                   "changes an option for the lines after it.")
     a = p.add_argument
-    a("start", metavar="START_WORD", help="a word or phrase to start from")
+    a("start", metavar="START_WORD", nargs="?", help="a word or phrase to start from (not with -i)")
     a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
-    a("--max-tokens", type=positive_int, default=100, help="tokens to generate (default: 100)")
+    a("-i", "--interactive", action="store_true", help="load once, then read start words line by line from stdin")
+    a("--max-tokens", type=positive_int, default=100, help="at most this many tokens per candidate (default: 100)")
+    a("--lines", type=non_negative_int, default=0, help="stop after this many lines (default: 0 = no limit)")
+    a("--min-line-tokens", type=non_negative_int, default=0, help="no line break before this many tokens in a line")
+    a("--max-line-tokens", type=non_negative_int, default=0, help="break a line after this many tokens (0 = off)")
     a("--temperature", type=_number(float, 0), default=0.0, help="0 = greedy (default); higher = more random")
     a("--top-k", type=non_negative_int, default=0, help="sample only from the k most likely tokens (0 = all)")
-    a("--top-p", type=_number(float, 0, low_ok=False, high=1), default=1.0, help="nucleus sampling threshold (default: 1.0 = off)")
+    a("--top-p", type=_number(float, 0, low_ok=False, high=1), default=1.0, help="nucleus sampling threshold (1.0 = off)")
+    a("--repetition-penalty", type=positive_float, default=1.0, help="> 1 discourages repeating tokens (1.0 = off)")
+    a("--no-repeat-ngram", type=non_negative_int, default=0, help="never repeat an n-gram of this many tokens (0 = off)")
+    a("--num-samples", type=positive_int, default=1, help="candidates to write in one batch, ranked by mean log-probability")
+    a("--no-copy", action="store_true", help="never end a line that occurs verbatim in the training corpus")
     a("--seed", type=int, help="seed for sampling, for reproducible output")
-    a("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to run (default: cpu, fastest for one text)")
+    a("--json", action="store_true", help="print a JSON list: text, score, copied_lines, longest_copy per candidate")
+    a("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to run (default: cpu, fastest for a few texts)")
     p.set_defaults(func=cmd_generate)
 
 
+GENERATE_OPTIONS = ("max_tokens", "lines", "min_line_tokens", "max_line_tokens", "no_copy", "num_samples",
+                    "temperature", "top_k", "top_p", "repetition_penalty", "no_repeat_ngram", "seed")
+
+
+def _write(writer, start: str, options: dict, as_json: bool) -> None:
+    _, unknown = writer.prompt(start)
+    if unknown:
+        print(f"lyricgen: note: not in the vocabulary, left out of the prompt: {''.join(unknown)}", file=sys.stderr)
+    candidates = writer.generate(start, **options)
+    if as_json:
+        print(json.dumps([vars(c) for c in candidates], ensure_ascii=False))
+        return
+    for k, c in enumerate(candidates):
+        if len(candidates) > 1:
+            print(f"--- candidate {k + 1}, score {c.score:.3f}")
+        print(c.text)
+        if c.copied_lines is not None:
+            print(f"(copied lines {c.copied_lines:.0%}, longest copied span {c.longest_copy} characters)",
+                  file=sys.stderr)
+
+
+def _interactive(writer, options: dict, as_json: bool) -> int:
+    from .tokenizer import normalize_line
+
+    tty = sys.stdin.isatty()
+    while True:
+        if tty:
+            print("start word (or :set OPTION VALUE, Ctrl-D to quit)> ", end="", file=sys.stderr, flush=True)
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return 0
+        if not line:
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            if line.startswith(":set "):
+                _set_option(options, line[5:])
+            elif normalize_line(line):
+                _write(writer, line, options, as_json)
+        except LyricgenError as e:
+            print(f"lyricgen: error: {e}", file=sys.stderr)
+        sys.stdout.flush()
+
+
+def _set_option(options: dict, text: str) -> None:
+    parts = text.split()
+    if len(parts) != 2 or parts[0].replace("-", "_") not in GENERATE_OPTIONS:
+        raise LyricgenError(f"usage: :set OPTION VALUE, OPTION one of {', '.join(GENERATE_OPTIONS)}")
+    name, value = parts[0].replace("-", "_"), parts[1]
+    kind = type(options[name]) if options[name] is not None else int
+    try:
+        options[name] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+    except ValueError:
+        raise LyricgenError(f"{name} needs a {kind.__name__}, got {value!r}") from None
+    _validate(options)  # now, not at the next start word
+    print(f"{name} = {options[name]}", file=sys.stderr)
+
+
+def _validate(options: dict) -> None:
+    from .predict import Sampling, Structure
+
+    Structure(*(options[k] for k in ("max_tokens", "lines", "min_line_tokens", "max_line_tokens", "no_copy")))
+    Sampling(*(options[k] for k in ("temperature", "top_k", "top_p", "repetition_penalty", "no_repeat_ngram", "seed")))
+
+
 def cmd_generate(args) -> int:
-    from .predict import Sampling, generate_ids, load_for_generation, resolve_start
+    from .predict import Lyricist
     from .runtime import resolve_device
     from .tokenizer import normalize_line
 
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.seed)
-    if not normalize_line(args.start):
+    if args.interactive and args.start is not None:
+        raise LyricgenError("give either START_WORD or -i, not both")
+    if not args.interactive and (args.start is None or not normalize_line(args.start)):
         raise LyricgenError("the start word is empty")
-    model, vocab, _ = load_for_generation(args.checkpoint, resolve_device(args.device))
-    ids, unknown = resolve_start(args.start, vocab)
-    if unknown:
-        print(f"lyricgen: note: not in the vocabulary, left out of the prompt: {''.join(unknown)}", file=sys.stderr)
-    new = generate_ids(model, vocab, ids, args.max_tokens, sampling)[0]
-    print((normalize_line(args.start) + vocab.decode(new.tolist())).rstrip("\n"))
+    options = {name: getattr(args, name) for name in GENERATE_OPTIONS}
+    _validate(options)
+    writer = Lyricist.load(args.checkpoint, resolve_device(args.device))
+    if args.interactive:
+        return _interactive(writer, options, args.json)
+    _write(writer, args.start, options, args.json)
     return 0
 
 
@@ -254,28 +336,34 @@ def add_evaluate(sub):
     a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
     a("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
     a("--json", action="store_true", help="print one JSON object instead of a sentence")
+    a("--no-repeat", action="store_true", help="score with the network alone, without the repeat model")
     a("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args) -> int:
     from .data import read_corpus
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .evaluate import score_lines
-    from .predict import load_for_generation
     from .runtime import resolve_device
     from .tokenizer import tokenize_lines
 
     device = resolve_device(args.device)
-    model, vocab, ckpt = load_for_generation(args.checkpoint, device)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, vocab = model_from_checkpoint(ckpt, args.checkpoint)
+    model.to(device)
     lines = read_corpus(args.file, args.encoding)
-    result = score_lines(model, vocab, tokenize_lines(lines), float(ckpt.get("unk_prob", 0.0)), device)
+    alpha = None if args.no_repeat else ckpt.get("repeat_alpha")
+    result, rnn = score_lines(model, vocab, tokenize_lines(lines), float(ckpt.get("unk_prob", 0.0)), device, alpha)
     if args.json:
-        d = result.to_dict()
-        print(json.dumps({"ppl": d["ppl"], "bpc_open": d["bpc_open"], "loss": d["loss"], "tokens": d["tokens"],
-                          "chars": d["chars"], "unk": d["unk"], "unk_chars": d["unk_chars"], "file": str(args.file)}))
+        print(json.dumps({"ppl": result.ppl, "bpc_open": result.bpc_open, "loss": result.loss,
+                          "ppl_rnn": rnn.ppl, "bpc_open_rnn": rnn.bpc_open, "repeat_model": alpha is not None,
+                          "tokens": result.tokens, "chars": result.chars, "unk": result.unk,
+                          "unk_chars": result.unk_chars, "file": str(args.file)}))
     else:
         print(f"{args.file}: {result.tokens} tokens, {result.chars} characters ({result.unk} <unk> covering "
-              f"{result.unk_chars}): token perplexity {result.ppl:.2f}, bpc-open {result.bpc_open:.3f}")
+              f"{result.unk_chars}): token perplexity {result.ppl:.2f}, bpc-open {result.bpc_open:.3f}"
+              + (f" (network alone: perplexity {rnn.ppl:.2f}, bpc-open {rnn.bpc_open:.3f})" if alpha else ""))
     return 0
 
 

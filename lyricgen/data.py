@@ -125,7 +125,8 @@ class Prepared:
     """Everything training needs from a corpus: vocabulary, training windows, validation ids."""
 
     def __init__(self, vocab, train: WindowDataset, val_ids: list[int], val_chars: int,
-                 val_unk_chars: int, unk_prob: float, val_seen_share: float, train_lines: list[str]):
+                 val_unk_chars: int, unk_prob: float, val_seen_share: float, train_lines: list[str],
+                 repeat_alpha: list[float]):
         self.vocab = vocab
         self.train = train
         self.val_ids = val_ids
@@ -134,19 +135,20 @@ class Prepared:
         self.unk_prob = unk_prob
         self.val_seen_share = val_seen_share
         self.train_lines = train_lines
+        self.repeat_alpha = repeat_alpha
 
 
 def prepare(lines: list[str], val_fraction: float, min_freq: int, seq_len: int, vocab=None,
-            tokenize=None) -> Prepared:
+            use_cache: bool = True) -> Prepared:
     """Split, tokenise, build (or reuse, on resume) the vocabulary, and cut the training windows."""
     from .evaluate import count_chars, good_turing_unk_prob
-    from .tokenizer import tokenize_lines
+    from .repeat import calibrate
+    from .tokenizer import tokenize_lines_cached
     from .vocab import Vocab
 
-    tokenize = tokenize or tokenize_lines
     train_lines, val_lines = split_lines(lines, val_fraction)
-    train_tokens = tokenize(train_lines)
-    val_tokens = tokenize(val_lines)
+    train_tokens = tokenize_lines_cached(train_lines, use_cache)
+    val_tokens = tokenize_lines_cached(val_lines, use_cache)
     if vocab is None:
         vocab = Vocab.build(train_tokens, min_freq=min_freq)
     train_ids, _ = vocab.encode_lines(train_tokens)
@@ -157,4 +159,5 @@ def prepare(lines: list[str], val_fraction: float, min_freq: int, seq_len: int, 
         vocab=vocab, train=WindowDataset(stream, seq_len), val_ids=val_ids,
         val_chars=count_chars(val_tokens), val_unk_chars=val_unk_chars, unk_prob=unk_prob,
         val_seen_share=copied_share(train_lines, val_lines), train_lines=train_lines,
+        repeat_alpha=calibrate(stream.tolist()),
     )

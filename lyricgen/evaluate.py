@@ -7,6 +7,10 @@ make the figure look better. The text is scored as one stream, the hidden state 
 to line, after the tokenizer's whitespace normalisation (which only removes characters, so the
 division is by the normalised, smaller count).
 
+Lyrics repeat their choruses, which a recurrent network cannot recall from one reading; the
+scoring distribution mixes in the repeat model of repeat.py for that (and reports the network alone
+beside it, so both figures are always at hand).
+
 The model never sees `<unk>` as a training target, so on its own it would give unseen characters
 almost no probability. The scoring distribution therefore mixes in the Good-Turing estimate of
 the unseen-character rate, unk_prob (share of training tokens that are characters seen once):
@@ -80,15 +84,36 @@ def token_nll(model, ids: list[int], context_id: int, unk_id: int, unk_prob: flo
     return torch.cat(losses) if losses else torch.zeros(0)
 
 
-def score(model, ids: list[int], chars: int, unk_chars: int, vocab, unk_prob: float, device) -> Score:
-    nll = token_nll(model, ids, vocab.line_break_id, vocab.unk_id, unk_prob, device)
-    total = float(nll.sum())
+def mix_repeats(nll: torch.Tensor, ids: list[int], alpha: list[float]) -> torch.Tensor:
+    """Per-token nll after mixing in the repeat model (see repeat.py) with weights alpha[m]."""
+    from .repeat import predictions
+
+    preds = predictions(ids)
+    a = torch.tensor([alpha[m] if pred >= 0 else 0.0 for pred, m in preds], dtype=torch.float64)
+    hit = torch.tensor([pred == x for (pred, _), x in zip(preds, ids)], dtype=torch.bool)
+    logp = -nll.double().cpu() + torch.log1p(-a)
+    logp = torch.where(hit, torch.logaddexp(logp, torch.log(a.clamp(min=1e-300))), logp)
+    return -logp
+
+
+def score(model, ids: list[int], chars: int, unk_chars: int, vocab, unk_prob: float, device,
+          repeat_alpha: list[float] | None = None) -> tuple[Score, Score]:
+    """(score of the model as used, score of the network alone). They differ only when a repeat
+    model is given: the first then mixes it in, the second is the plain network."""
+    nll = token_nll(model, ids, vocab.line_break_id, vocab.unk_id, unk_prob, device).cpu()
     unk = sum(1 for i in ids if i == vocab.unk_id)
-    bits = total / math.log(2) + unk_chars * UNK_CHAR_BITS
-    return Score(tokens=len(ids), chars=chars, unk=unk, unk_chars=unk_chars, nll=total, bits=bits)
+
+    def make(per_token: torch.Tensor) -> Score:
+        total = float(per_token.sum())
+        return Score(tokens=len(ids), chars=chars, unk=unk, unk_chars=unk_chars, nll=total,
+                     bits=total / math.log(2) + unk_chars * UNK_CHAR_BITS)
+
+    plain = make(nll)
+    return (make(mix_repeats(nll, ids, repeat_alpha)) if repeat_alpha else plain), plain
 
 
-def score_lines(model, vocab, token_lines: list[list[str]], unk_prob: float, device) -> Score:
+def score_lines(model, vocab, token_lines: list[list[str]], unk_prob: float, device,
+                repeat_alpha: list[float] | None = None) -> tuple[Score, Score]:
     """Score tokenised lyric lines (each followed by a line break) as one stream."""
     ids, unk_chars = vocab.encode_lines(token_lines)
-    return score(model, ids, count_chars(token_lines), unk_chars, vocab, unk_prob, device)
+    return score(model, ids, count_chars(token_lines), unk_chars, vocab, unk_prob, device, repeat_alpha)

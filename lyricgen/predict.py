@@ -8,6 +8,7 @@ draws from an explicit torch.Generator, so a seed reproduces a text exactly.
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .errors import LyricgenError
@@ -16,22 +17,56 @@ from .tokenizer import normalize_line
 
 @dataclass
 class Sampling:
+    """How the next token is chosen. The defaults are greedy decoding."""
     temperature: float = 0.0  # 0 = greedy
-    top_k: int = 0  # 0 = no limit
+    top_k: int = 0  # 0 = no limit; 1 = greedy
     top_p: float = 1.0  # nucleus: smallest set of tokens whose probability reaches top_p
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already in the text (CTRL / HF rule)
+    no_repeat_ngram: int = 0  # never repeat an n-gram of this many tokens (0 = off)
     seed: int | None = None
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise LyricgenError(f"--temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise LyricgenError(f"--top-k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise LyricgenError(f"--top-p must be in (0, 1], got {self.top_p}")
+        checks = [
+            (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
+            (self.top_k >= 0, f"--top-k must be >= 0, got {self.top_k}"),
+            (0 < self.top_p <= 1, f"--top-p must be in (0, 1], got {self.top_p}"),
+            (self.repetition_penalty > 0, f"--repetition-penalty must be > 0, got {self.repetition_penalty}"),
+            (self.no_repeat_ngram >= 0, f"--no-repeat-ngram must be >= 0, got {self.no_repeat_ngram}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LyricgenError(message)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0 or self.top_k == 1
+
+
+@dataclass
+class Structure:
+    """Bounds on the shape of the text; generation always stops after max_tokens."""
+    max_tokens: int = 100
+    lines: int = 0  # stop after this many lines (0 = only max_tokens bounds it)
+    min_line_tokens: int = 0  # no line break before this many tokens in a line
+    max_line_tokens: int = 0  # a line break once a line has this many tokens (0 = off)
+    no_copy: bool = False  # never end a line that is a verbatim training line
+
+    def __post_init__(self):
+        if self.max_tokens < 1:
+            raise LyricgenError(f"the number of tokens to generate must be positive, got {self.max_tokens}")
+        if self.lines < 0 or self.min_line_tokens < 0 or self.max_line_tokens < 0:
+            raise LyricgenError("--lines, --min-line-tokens and --max-line-tokens must be >= 0")
+        if self.max_line_tokens and self.min_line_tokens > self.max_line_tokens:
+            raise LyricgenError("--min-line-tokens cannot exceed --max-line-tokens")
+
+
+@dataclass
+class Candidate:
+    text: str
+    score: float  # mean log-probability per generated token under the model
+    tokens: int
+    copied_lines: float | None = None  # share of lines found verbatim in the training corpus
+    longest_copy: int | None = None  # longest span (characters) found in a training line
 
 
 def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]:
@@ -64,12 +99,29 @@ def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]
     return ids, unknown
 
 
+def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty: logits of seen tokens are divided by `penalty` when positive and
+    multiplied by it when negative. logits (B, V), seen (B, V) bool."""
+    if penalty == 1.0:
+        return logits
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalized, logits)
+
+
+def banned_by_ngram(history: list[int], n: int) -> set[int]:
+    """Tokens that would complete an n-gram already present in `history` (HF's no_repeat_ngram_size)."""
+    if n <= 0 or len(history) < n:
+        return set()
+    prefix = tuple(history[len(history) - n + 1:])
+    return {history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i:i + n - 1]) == prefix}
+
+
 def choose_next(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
-    """Next token ids (B,) from logits (B, V)."""
+    """Next token ids (B,) from (already constrained) logits (B, V)."""
     if sampling.greedy:
         return logits.argmax(dim=-1)
     logits = logits / sampling.temperature
-    if sampling.top_k > 0 and sampling.top_k < logits.shape[-1]:
+    if 0 < sampling.top_k < logits.shape[-1]:
         kth = torch.topk(logits, sampling.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if sampling.top_p < 1.0:
@@ -82,41 +134,137 @@ def choose_next(logits: torch.Tensor, sampling: Sampling, generator: torch.Gener
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 
 
+def _expand(hidden, n: int):
+    if isinstance(hidden, tuple):
+        return tuple(h.expand(-1, n, -1).contiguous() for h in hidden)
+    return hidden.expand(-1, n, -1).contiguous()
+
+
 @torch.no_grad()
-def generate_ids(model, vocab, start_ids: list[int], max_tokens: int, sampling: Sampling | None = None,
-                 num_samples: int = 1) -> torch.Tensor:
-    """(num_samples, max_tokens) new token ids continuing start_ids."""
-    if max_tokens < 1:
-        raise LyricgenError(f"the number of tokens to generate must be positive, got {max_tokens}")
+def generate_ids(model, vocab, start_ids: list[int], structure: Structure | None = None,
+                 sampling: Sampling | None = None, num_samples: int = 1, originality=None):
+    """Generate num_samples continuations in one batch.
+
+    Returns (ids, lengths, scores): ids (B, max_tokens), the number of tokens each candidate kept,
+    and each candidate's mean log-probability per token under the (unconstrained) model.
+    """
+    structure = structure or Structure()
     sampling = sampling or Sampling()
+    if num_samples < 1:
+        raise LyricgenError(f"--num-samples must be positive, got {num_samples}")
     model.eval()
     device = next(model.parameters()).device
+    B, V, LB = num_samples, len(vocab), vocab.line_break_id
     generator = None
     if not sampling.greedy:
-        generator = torch.Generator()
-        generator.manual_seed(sampling.seed if sampling.seed is not None else torch.seed())
-    prime = torch.tensor([[vocab.line_break_id] + list(start_ids)], device=device).expand(num_samples, -1)
-    logits, hidden = model(prime)  # (B, T, V)
-    logits = logits[:, -1]
-    out = torch.empty(num_samples, max_tokens, dtype=torch.long, device=device)
-    for t in range(max_tokens):
-        logits[:, vocab.unk_id] = float("-inf")  # never write "<unk>"
-        nxt = choose_next(logits.float(), sampling, generator)  # (B,)
+        generator = torch.Generator().manual_seed(sampling.seed if sampling.seed is not None else torch.seed())
+    logits, hidden = model(torch.tensor([[LB] + list(start_ids)], device=device))  # (1, T, V)
+    logits, hidden = logits[:, -1].expand(B, -1), _expand(hidden, B)
+    history = [list(start_ids) for _ in range(B)]
+    seen = torch.zeros(B, V, dtype=torch.bool, device=device)
+    seen[:, list(start_ids)] = True
+    seen[:, [LB, vocab.index[" "]]] = False  # structure tokens are never penalised
+    line_len = torch.full((B,), len(start_ids), device=device)
+    lines_done = torch.zeros(B, dtype=torch.long, device=device)
+    alive = torch.ones(B, dtype=torch.bool, device=device)
+    lengths = torch.zeros(B, dtype=torch.long, device=device)
+    logp_sum = torch.zeros(B, device=device)
+    out = torch.full((B, structure.max_tokens), LB, dtype=torch.long, device=device)
+    for t in range(structure.max_tokens):
+        logits = logits.float()
+        logp = F.log_softmax(logits, dim=-1)  # (B, V), for the score
+        adj = penalize_repeats(logits.clone(), seen, sampling.repetition_penalty)
+        adj[:, vocab.unk_id] = float("-inf")  # never write "<unk>"
+        for b, banned in enumerate(banned_by_ngram(h, sampling.no_repeat_ngram) for h in history):
+            if banned:
+                adj[b, list(banned)] = float("-inf")
+        if structure.min_line_tokens:
+            adj[line_len < structure.min_line_tokens, LB] = float("-inf")
+        if originality is not None and structure.no_copy:
+            for b in range(B):
+                if originality.is_training_line(_current_line(vocab, history[b])):
+                    adj[b, LB] = float("-inf")
+        must_break = line_len >= structure.max_line_tokens if structure.max_line_tokens else torch.zeros_like(alive)
+        if t == structure.max_tokens - 1:
+            must_break = must_break | (line_len > 0)  # the text ends with a whole line
+        nxt = torch.where(must_break, torch.full_like(line_len, LB), choose_next(adj, sampling, generator))
+        nxt = torch.where(alive, nxt, torch.full_like(nxt, LB))
         out[:, t] = nxt
+        logp_sum += torch.where(alive, logp.gather(1, nxt.unsqueeze(1)).squeeze(1), torch.zeros_like(logp_sum))
+        lengths += alive.long()
+        is_break = nxt == LB
+        line_len = torch.where(is_break, torch.zeros_like(line_len), line_len + 1)
+        lines_done += (is_break & alive).long()
+        seen[torch.arange(B, device=device), nxt] = True
+        seen[:, [LB, vocab.index[" "]]] = False
+        for b, token in enumerate(nxt.tolist()):
+            history[b].append(token)
+        if structure.lines:
+            alive &= lines_done < structure.lines
+        if not alive.any():
+            break
         logits, hidden = model(nxt.unsqueeze(1), hidden)
         logits = logits[:, -1]
-    return out
+    scores = logp_sum / lengths.clamp(min=1)
+    return out, lengths, scores
 
 
-def load_for_generation(path, device=torch.device("cpu")):
-    """(model, vocab, checkpoint) from a checkpoint file alone - no corpus is read."""
-    ckpt = load_checkpoint(path)
-    model, vocab = model_from_checkpoint(ckpt, path)
-    return model.to(device).eval(), vocab, ckpt
+def _current_line(vocab, history: list[int]) -> str:
+    text = []
+    for token in reversed(history):
+        if token == vocab.line_break_id:
+            break
+        text.append(vocab.tokens[token])
+    return "".join(reversed(text))
 
 
-def generate(model, vocab, start: str, max_tokens: int = 100, sampling: Sampling | None = None) -> str:
-    """Lyrics continuing `start`: the start text followed by the generated tokens."""
-    ids, _ = resolve_start(start, vocab)
-    new = generate_ids(model, vocab, ids, max_tokens, sampling)[0]
-    return normalize_line(start) + vocab.decode(new.tolist())
+class Lyricist:
+    """A loaded model ready to write: the Python API behind `lyricgen generate`.
+
+        >>> import lyricgen
+        >>> writer = lyricgen.load("checkpoints/best.pt")
+        >>> print(writer.generate("月光", lines=4)[0].text)
+    """
+
+    def __init__(self, model, vocab, originality=None):
+        self.model = model
+        self.vocab = vocab
+        self.originality = originality
+
+    @classmethod
+    def load(cls, path, device="cpu") -> "Lyricist":
+        """Everything comes from the checkpoint; no corpus is read."""
+        from .originality import Originality
+
+        ckpt = load_checkpoint(path)
+        model, vocab = model_from_checkpoint(ckpt, path)
+        fp = ckpt.get("originality")
+        return cls(model.to(torch.device(device)).eval(), vocab, Originality(fp) if fp else None)
+
+    def prompt(self, start: str) -> tuple[list[int], list[str]]:
+        return resolve_start(start, self.vocab)
+
+    def generate(self, start: str, max_tokens: int = 100, lines: int = 0, min_line_tokens: int = 0,
+                 max_line_tokens: int = 0, no_copy: bool = False, num_samples: int = 1,
+                 temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+                 repetition_penalty: float = 1.0, no_repeat_ngram: int = 0, seed: int | None = None) -> list[Candidate]:
+        """Candidates continuing `start`, best (highest mean log-probability) first."""
+        structure = Structure(max_tokens, lines, min_line_tokens, max_line_tokens, no_copy)
+        sampling = Sampling(temperature, top_k, top_p, repetition_penalty, no_repeat_ngram, seed)
+        ids, _ = self.prompt(start)
+        out, lengths, scores = generate_ids(self.model, self.vocab, ids, structure, sampling, num_samples,
+                                            self.originality)
+        head = normalize_line(start)
+        candidates = []
+        for row, n, score in zip(out.tolist(), lengths.tolist(), scores.tolist()):
+            text = (head + self.vocab.decode(row[:n])).rstrip("\n")
+            c = Candidate(text=text, score=score, tokens=n)
+            if self.originality is not None:
+                report = self.originality.report(text)
+                c.copied_lines, c.longest_copy = report["copied_lines"], report["longest_copy"]
+            candidates.append(c)
+        return sorted(candidates, key=lambda c: -c.score)
+
+
+def load(path, device="cpu") -> Lyricist:
+    return Lyricist.load(path, device)

@@ -73,3 +73,48 @@ def jieba_version() -> str:
         return version("jieba")
     except Exception:  # not installed as a distribution: report what we know
         return "unknown"
+
+
+# Bump when normalisation or segmentation changes, so old cache entries are never reused.
+TOKENIZER_VERSION = "1"
+
+
+def cache_key(lines: list[str]) -> str:
+    """Content address of a tokenisation: the text itself, our tokenizer version, jieba's version."""
+    import hashlib
+
+    h = hashlib.sha256(f"lyricgen-tokens {TOKENIZER_VERSION} jieba {jieba_version()} hmm 1\n".encode())
+    for line in lines:
+        h.update(line.encode("utf-8", "surrogatepass"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list[str]]:
+    """tokenize_lines, remembered on disk by content: a second run on the same text skips jieba.
+
+    A changed corpus or tokenizer gives another key, so a stale entry is never read. An unreadable
+    or corrupt entry is ignored and rewritten; failing to write the cache never fails the caller.
+    """
+    import json
+    import tempfile
+
+    if not use_cache:
+        return tokenize_lines(lines)
+    path = cache_dir() / "tokens" / f"{cache_key(lines)}.json"
+    try:
+        tokens = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(tokens, list) and len(tokens) == len(lines):
+            return tokens
+    except (OSError, ValueError):
+        pass
+    tokens = tokenize_lines(lines)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(tokens, f, ensure_ascii=False, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return tokens

@@ -20,11 +20,12 @@ from .checkpoint import FORMAT, FORMAT_VERSION, save_checkpoint
 from .data import IGNORE, Prepared, epoch_order, num_batches
 from .errors import LyricgenError
 from .evaluate import score
+from .originality import fingerprint
 from .runtime import amp_dtype
 from .tokenizer import jieba_version
 
-METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "lr",
-                 "tokens_per_s", "elapsed_s"]
+METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "val_bpc_open_rnn",
+                 "lr", "tokens_per_s", "elapsed_s"]
 
 
 @dataclass
@@ -38,7 +39,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     patience: int = 5  # early stop after this many epochs without a better validation loss
     lr_factor: float = 0.5  # ReduceLROnPlateau: multiply the learning rate by this...
-    lr_patience: int = 0  # ...after this many epochs without improvement
+    lr_patience: int = 1  # ...after this many epochs without improvement
     seed: int = 1337
     time_budget: float | None = None  # seconds of wall time for this invocation
     max_steps: int | None = None  # stop (and save last.pt) once this many optimizer steps are done
@@ -141,6 +142,7 @@ class Trainer:
         self.dtype = amp_dtype(device)
         self.train_data = data.train.to(device)
         self.stop_signal = None  # set by a signal handler: save and leave after the current step
+        self.originality = fingerprint(data.train_lines)  # lets generation report copying, corpus-free
         self._clock = time.monotonic()
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -154,7 +156,9 @@ class Trainer:
             "tokenizer": asdict(self.tokenizer),
             "vocab": self.data.vocab.to_dict(),
             "unk_prob": self.data.unk_prob,
+            "repeat_alpha": list(self.data.repeat_alpha),
             "corpus": dict(self.corpus_info),
+            "originality": self.originality,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -185,10 +189,11 @@ class Trainer:
 
     # -- evaluation ------------------------------------------------------------------------------
     def validate(self):
+        """(model score, network-alone score) on the validation part, or (None, None)."""
         if not self.data.val_ids:
-            return None
+            return None, None
         return score(self.model, self.data.val_ids, self.data.val_chars, self.data.val_unk_chars,
-                     self.data.vocab, self.data.unk_prob, self.device)
+                     self.data.vocab, self.data.unk_prob, self.device, self.data.repeat_alpha)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, on_step=None, on_epoch=None) -> str:
@@ -252,13 +257,14 @@ class Trainer:
     def _record(self, epoch_progress: float) -> tuple[dict, bool]:
         """Validate and append a metrics row; returns (row, whether validation improved)."""
         st = self.state
-        val = self.validate()
+        val, rnn = self.validate()
         self._tick()
         row = {
             "epoch": round(epoch_progress, 3), "step": st.step,
             "train_loss": round(st.epoch_loss_sum / max(st.epoch_tokens, 1), 4),
             "val_loss": val.loss if val else "", "val_ppl": round(val.ppl, 2) if val else "",
             "val_bpc_open": round(val.bpc_open, 4) if val else "",
+            "val_bpc_open_rnn": round(rnn.bpc_open, 4) if rnn else "",
             "lr": self.optimizer.param_groups[0]["lr"],
             "tokens_per_s": round(st.epoch_tokens / max(st.epoch_train_s, 1e-9)),
             "elapsed_s": round(st.elapsed_s, 1),

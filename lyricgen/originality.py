@@ -1,0 +1,68 @@
+"""How much of a generated text is copied from the training corpus, without storing the corpus.
+
+The checkpoint keeps 64-bit hashes only: one per training line, and one per substring (2 to
+MAX_SPAN characters) of every training line. From those, a text's share of lines that occur verbatim
+in training and its longest copied span (within a line, in characters) can be computed exactly,
+up to hash collisions (about 1 in 10^13 per lookup at these sizes).
+"""
+import hashlib
+
+import torch
+
+from .tokenizer import normalize_line
+
+MAX_SPAN = 32  # longer copied spans are reported as MAX_SPAN+ (lines longer than this still count whole)
+MIN_SPAN = 2
+
+
+def text_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+
+
+def fingerprint(train_lines: list[str]) -> dict:
+    """Hashes of the training lines and of their substrings, as sorted int64 tensors."""
+    lines = {normalize_line(line) for line in train_lines}
+    lines.discard("")
+    spans = set()
+    for line in lines:
+        n = len(line)
+        for i in range(n - MIN_SPAN + 1):
+            for j in range(i + MIN_SPAN, min(n, i + MAX_SPAN) + 1):
+                spans.add(line[i:j])
+    return {
+        "line_hashes": torch.tensor(sorted(text_hash(x) for x in lines), dtype=torch.long),
+        "span_hashes": torch.tensor(sorted(text_hash(x) for x in spans), dtype=torch.long),
+        "max_span": MAX_SPAN,
+    }
+
+
+class Originality:
+    def __init__(self, fp: dict):
+        self.lines = set(fp["line_hashes"].tolist())
+        self.spans = set(fp["span_hashes"].tolist())
+        self.max_span = int(fp["max_span"])
+
+    def is_training_line(self, line: str) -> bool:
+        line = normalize_line(line)
+        return bool(line) and text_hash(line) in self.lines
+
+    def longest_copy(self, line: str) -> int:
+        """Length of the longest substring of `line` that occurs inside some training line."""
+        line = normalize_line(line)
+        best = 1 if line else 0  # a single seen character is not a copy worth reporting
+        for i in range(len(line)):
+            # grow the span from i while it is still found; spans only shrink their chance as they grow
+            for j in range(i + best + 1, min(len(line), i + self.max_span) + 1):
+                if text_hash(line[i:j]) in self.spans:
+                    best = j - i
+                else:
+                    break
+        return best if best >= MIN_SPAN else 0
+
+    def report(self, text: str) -> dict:
+        lines = [line for line in (normalize_line(x) for x in text.split("\n")) if line]
+        copied = sum(self.is_training_line(line) for line in lines)
+        return {
+            "copied_lines": copied / len(lines) if lines else 0.0,
+            "longest_copy": max((self.longest_copy(line) for line in lines), default=0),
+        }
