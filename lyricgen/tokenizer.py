@@ -49,11 +49,24 @@ def _segmenter():
     return _jieba
 
 
+MAX_SEGMENT = 2048  # jieba builds a graph over its whole input: feed a huge "line" in slices
+
+
 def segment(text: str) -> list[str]:
-    """jieba's segmentation of already-normalised text (no line breaks inside)."""
+    """jieba's segmentation of already-normalised text (no line breaks inside).
+
+    A lyric line is short; a pathological one (a 10 MB file with no line breaks) is cut into
+    MAX_SEGMENT-character slices, so memory stays proportional to the slice, not the line.
+    """
     if not text:
         return []
-    return [tok for tok in _segmenter().lcut(text, HMM=True) if tok]
+    jieba = _segmenter()
+    if len(text) <= MAX_SEGMENT:
+        return [tok for tok in jieba.lcut(text, HMM=True) if tok]
+    tokens = []
+    for start in range(0, len(text), MAX_SEGMENT):
+        tokens.extend(tok for tok in jieba.lcut(text[start:start + MAX_SEGMENT], HMM=True) if tok)
+    return tokens
 
 
 def tokenize_line(line: str) -> list[str]:

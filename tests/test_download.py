@@ -1,0 +1,156 @@
+"""`lyricgen download` against a local HTTP server: no test needs the network.
+
+The zip is built in the test from the shared corpus (tests that need it skip without it); the
+checksum and error paths use zips of the tiny fixture instead.
+"""
+import functools
+import hashlib
+import http.server
+import io
+import socket
+import threading
+import zipfile
+from contextlib import contextmanager
+
+import pytest
+
+from conftest import TINY_CORPUS, one_error_line
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def serve(directory):
+    """A static file server on 127.0.0.1, an OS-chosen port, in a thread; shut down on exit."""
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def make_zip(text: bytes, member="jaychou_lyrics.txt") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(member, text)
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "site"
+    root.mkdir()
+    return root
+
+
+@pytest.mark.corpus
+def test_download_writes_the_corpus(jaychou, site, tmp_path, cli):
+    corpus = jaychou.read_bytes()
+    archive = make_zip(corpus)
+    (site / "x.zip").write_bytes(archive)
+    out = tmp_path / "j" / "j.txt"
+    with serve(site) as url:
+        args = ("download", "jaychou", "--url", f"{url}/x.zip", "--sha256", sha256(archive), "--out", out)
+        rc, stdout, err = cli(*args)
+        assert rc == 0, err
+        assert "wrote" in stdout
+        assert out.read_bytes() == corpus
+        assert [p.name for p in out.parent.iterdir()] == ["j.txt"]  # no temp files
+        rc, stdout, err = cli(*args)
+    assert rc == 0, err
+    assert "already present" in stdout
+    assert out.read_bytes() == corpus
+
+
+def _fails(cli, *args) -> str:
+    rc, stdout, err = cli("download", "jaychou", *args)
+    assert rc != 0 and stdout == ""
+    return one_error_line(err)
+
+
+def test_wrong_checksum_writes_nothing(site, tmp_path, cli):
+    archive = make_zip(TINY_CORPUS.read_bytes())
+    (site / "x.zip").write_bytes(archive)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with serve(site) as url:
+        line = _fails(cli, "--url", f"{url}/x.zip", "--sha256", "0" * 64, "--out", out_dir / "j.txt")
+    assert "checksum" in line
+    assert list(out_dir.iterdir()) == []
+
+
+def test_unknown_text_in_a_matching_zip_writes_nothing(site, tmp_path, cli):
+    """The zip matches the checksum given, but its lyrics are not the published corpus."""
+    archive = make_zip(TINY_CORPUS.read_bytes())
+    (site / "x.zip").write_bytes(archive)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with serve(site) as url:
+        line = _fails(cli, "--url", f"{url}/x.zip", "--sha256", sha256(archive), "--out", out_dir / "j.txt")
+    assert "checksum" in line
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("payload, message", [
+    (make_zip(b"abc", member="other.txt"), "holds no"),
+    (b"this is not a zip at all", "not a valid zip"),
+], ids=["no-member", "not-a-zip"])
+def test_bad_archives(site, tmp_path, cli, payload, message):
+    (site / "x.zip").write_bytes(payload)
+    with serve(site) as url:
+        line = _fails(cli, "--url", f"{url}/x.zip", "--sha256", sha256(payload), "--out", tmp_path / "o" / "j.txt")
+    assert message in line
+    assert not (tmp_path / "o" / "j.txt").exists()
+
+
+def test_not_found_is_one_line(site, tmp_path, cli):
+    with serve(site) as url:
+        line = _fails(cli, "--url", f"{url}/missing.zip", "--out", tmp_path / "j.txt")
+    assert "missing.zip" in line and "failed" in line
+    assert not (tmp_path / "j.txt").exists()
+
+
+def test_unreachable_url_is_one_line(tmp_path, cli):
+    with socket.socket() as s:  # a port that nothing listens on any more
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = _fails(cli, "--url", f"http://127.0.0.1:{port}/x.zip", "--out", tmp_path / "j.txt")
+    assert "failed" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_other_file_needs_force(tmp_path, cli):
+    out = tmp_path / "j.txt"
+    out.write_text("my own notes\n", encoding="utf-8")
+    line = _fails(cli, "--url", "http://127.0.0.1:9/x.zip", "--out", out)
+    assert "--force" in line
+    assert out.read_text(encoding="utf-8") == "my own notes\n"
+
+
+def test_out_directory_is_refused(tmp_path, cli):
+    assert "directory" in _fails(cli, "--out", tmp_path)
+
+
+def test_unknown_corpus_name(cli):
+    rc, _, err = cli("download", "beatles")
+    assert rc == 2
+    one_error_line(err)
