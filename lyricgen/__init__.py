@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = ["load", "Lyricist", "Candidate", "LyricgenError"]
 
 
-def __getattr__(name):  # lazy, so that `lyricgen --help` and `download` never import torch
+def __getattr__(name):  # lazy: `import lyricgen` alone stays cheap (no torch)
     if name in ("load", "Lyricist", "Candidate"):
         from . import predict
 

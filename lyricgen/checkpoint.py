@@ -5,7 +5,6 @@ torch.load(weights_only=True); a file crafted to run code on unpickling is refus
 Saving writes a temporary file in the same directory, fsyncs it, renames it over the target and
 fsyncs the directory: a crash, a full disk or a kill at any moment leaves the previous file intact.
 """
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -102,7 +101,7 @@ def validate(ckpt, path) -> None:
     except (TypeError, ValueError, KeyError) as e:
         raise LyricgenError(f"checkpoint {path} has an invalid model config or vocabulary: {e}") from None
     weights = ckpt["model"]
-    if not isinstance(weights, dict) or "embedding.weight" not in weights:
+    if not isinstance(weights, dict) or not isinstance(weights.get("embedding.weight"), torch.Tensor):
         raise LyricgenError(f"checkpoint {path} has no model weights")
     rows = weights["embedding.weight"].shape[0]
     if not (len(vocab) == config.vocab_size == rows):
@@ -125,6 +124,3 @@ def model_from_checkpoint(ckpt: dict, path="checkpoint") -> tuple[LyricsRNN, Voc
         raise LyricgenError(f"checkpoint {path} weights do not match its config: {' '.join(first[:2])[:300]}") from None
     return model, Vocab.from_dict(ckpt["vocab"])
 
-
-def is_finite_number(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

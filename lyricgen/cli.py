@@ -48,6 +48,7 @@ positive_int = _number(int, 1)
 non_negative_int = _number(int, 0)
 positive_float = _number(float, 0, low_ok=False)
 probability = _number(float, 0, high=1, high_ok=False)
+seed_int = _number(int, 0, high=2**32 - 1)
 
 
 def _defaults(cls) -> dict:
@@ -79,7 +80,7 @@ def add_train(sub):
     a("--clip", type=positive_float, help=f"max gradient norm (default: {t['clip']})")
     a("--val-fraction", type=probability, help=f"share of lines held out at the end of the corpus (default: {t['val_fraction']})")
     a("--patience", type=positive_int, help=f"early stop after this many epochs without improvement (default: {t['patience']})")
-    a("--seed", type=int, help=f"random seed (default: {t['seed']})")
+    a("--seed", type=seed_int, help=f"random seed (default: {t['seed']})")
     a("--cell", choices=sorted(CELLS), help=f"recurrent cell; rnn is the tutorial's (default: {m['cell']})")
     a("--embed-dim", type=positive_int, help=f"embedding size (default: {m['embed_dim']})")
     a("--hidden-size", type=positive_int, help=f"recurrent state size (default: {m['hidden_size']})")
@@ -105,68 +106,60 @@ def _corpus_hash(path: Path) -> str:
 
 
 def cmd_train(args) -> int:
-    import torch
-
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import prepare, read_corpus
-    from .model import LyricsRNN, ModelConfig, count_parameters
+    from .checkpoint import load_checkpoint
+    from .data import read_corpus
+    from .model import ModelConfig, count_parameters
     from .runtime import make_deterministic, resolve_device
-    from .train import TokenizerConfig, TrainConfig, Trainer
-    from .vocab import Vocab
+    from .train import RESUME_OVERRIDES, TokenizerConfig, TrainConfig, resume_run, start_run
 
     device = resolve_device(args.device)
     if args.deterministic:
         make_deterministic(device)
-    run_names = [f.name for f in fields(TrainConfig)]
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    if args.resume:
-        ckpt = load_checkpoint(args.resume)
-        fixed = _given(args, FIXED_ON_RESUME)
-        if fixed:
-            name = next(iter(fixed)).replace("_", "-")
-            raise LyricgenError(f"--{name} is fixed by the checkpoint and cannot change on --resume")
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    out = args.out or (Path(args.resume).parent if args.resume else DEFAULT_OUT)
+    _check_out(out, args)
+    if ckpt is not None:
         corpus = args.corpus or Path(ckpt.get("corpus", {}).get("path", ""))
-        out = args.out or Path(args.resume).parent
-        config = TrainConfig(**{**ckpt["train_config"], "time_budget": None, "max_steps": None,
-                                **_given(args, ("epochs", "time_budget", "max_steps", "patience"))})
-        tok = TokenizerConfig(**ckpt["tokenizer"])
-        vocab = Vocab.from_dict(ckpt["vocab"])
     else:
-        ckpt = None
         corpus = args.corpus or SAMPLE_CORPUS
-        out = args.out or DEFAULT_OUT
-        existing = [n for n in ("last.pt", "best.pt") if (out / n).exists()]
-        if existing and not args.force:
-            raise LyricgenError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
-                                f"--resume {out / 'last.pt'} or start over with --force")
-        try:
-            config = TrainConfig(**_given(args, run_names))
-            tok = TokenizerConfig(**_given(args, ("min_freq",)))
-        except ValueError as e:
-            raise LyricgenError(str(e)) from None
-        vocab = None
+        if args.epochs == 0:
+            raise LyricgenError("--epochs must be at least 1 for a new run")
     lines = read_corpus(corpus, args.encoding)
     digest = _corpus_hash(corpus)
     if ckpt is not None and ckpt.get("corpus", {}).get("sha256") not in (None, digest):
         raise LyricgenError(f"{corpus} is not the corpus this checkpoint was trained on (its content changed)")
-    data = prepare(lines, config.val_fraction, tok.min_freq, config.seq_len, vocab=vocab, use_cache=not args.no_cache)
-    torch.manual_seed(config.seed)
-    if ckpt is not None:
-        model, _ = model_from_checkpoint(ckpt, args.resume)
-    else:
-        try:
-            model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **_given(args, [f.name for f in fields(ModelConfig)][1:])))
-        except ValueError as e:
-            raise LyricgenError(str(e)) from None
     corpus_info = {"path": str(Path(corpus).resolve()), "sha256": digest, "lines": len(lines)}
-    trainer = Trainer(model, data, config, tok, out, device, corpus_info)
-    if ckpt is not None:
-        trainer.restore(ckpt)
+    try:
+        if ckpt is not None:
+            fixed = _given(args, FIXED_ON_RESUME)
+            trainer = resume_run(ckpt, lines, {**fixed, **_given(args, RESUME_OVERRIDES)}, out, device,
+                                 corpus_info, use_cache=not args.no_cache)
+        else:
+            config = TrainConfig(**_given(args, [f.name for f in fields(TrainConfig)]))
+            tokenizer = TokenizerConfig(**_given(args, ("min_freq",)))
+            model_options = _given(args, [f.name for f in fields(ModelConfig)][1:])
+            trainer = start_run(lines, model_options, tokenizer, config, out, device, corpus_info,
+                                use_cache=not args.no_cache)
+    except ValueError as e:  # a config's own validation
+        raise LyricgenError(str(e)) from None
+    data, model, config = trainer.data, trainer.model, trainer.config
     say(f"corpus {corpus}: {len(lines)} lines; training windows {len(data.train)} x {config.seq_len} tokens; "
         f"validation {len(data.val_ids)} tokens ({data.val_seen_share:.1%} of validation lines also occur in training)")
-    say(f"vocabulary {len(data.vocab)} entries (min_freq {tok.min_freq}); model {model.config.cell} "
+    say(f"vocabulary {len(data.vocab)} entries (min_freq {trainer.tokenizer.min_freq}); model {model.config.cell} "
         f"{count_parameters(model):,} parameters on {device}")
     return _run(trainer, args, say)
+
+
+def _check_out(out: Path, args) -> None:
+    """Refuse an --out that is a file, or that holds another run, before any training."""
+    if out.exists() and not out.is_dir():
+        raise LyricgenError(f"--out {out} exists and is not a directory")
+    same_run = args.resume is not None and out.resolve() == Path(args.resume).resolve().parent
+    existing = [n for n in ("last.pt", "best.pt") if (out / n).exists()]
+    if existing and not same_run and not args.force:
+        raise LyricgenError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
+                            f"--resume {out / 'last.pt'} or start over with --force")
 
 
 def _run(trainer, args, say) -> int:
@@ -235,7 +228,7 @@ def add_generate(sub):
     a("--no-repeat-ngram", type=non_negative_int, default=0, help="never repeat an n-gram of this many tokens (0 = off)")
     a("--num-samples", type=positive_int, default=1, help="candidates to write in one batch, ranked by mean log-probability")
     a("--no-copy", action="store_true", help="never end a line that occurs verbatim in the training corpus")
-    a("--seed", type=int, help="seed for sampling, for reproducible output")
+    a("--seed", type=seed_int, help="seed for sampling, for reproducible output")
     a("--json", action="store_true", help="print a JSON list: text, score, copied_lines, longest_copy per candidate")
     a("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to run (default: cpu, fastest for a few texts)")
     p.set_defaults(func=cmd_generate)

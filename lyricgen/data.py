@@ -33,7 +33,7 @@ def read_corpus(path, encoding: str = "utf-8") -> list[str]:
 def decode_lines(data: bytes, name: str, encoding: str = "utf-8") -> list[str]:
     """Lines of `data`; a UTF-8 byte-order mark is dropped, CRLF and CR endings become LF."""
     nul = data.find(b"\x00")
-    if nul >= 0 and encoding.lower().replace("-", "").replace("_", "") not in ("utf16", "utf32"):
+    if nul >= 0 and not encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32")):
         raise LyricgenError(f"{name} looks binary (NUL byte at offset {nul}); lyrics must be a text file")
     codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:

@@ -120,7 +120,9 @@ def choose_next(logits: torch.Tensor, sampling: Sampling, generator: torch.Gener
     """Next token ids (B,) from (already constrained) logits (B, V)."""
     if sampling.greedy:
         return logits.argmax(dim=-1)
-    logits = logits / sampling.temperature
+    # shift so the best logit is 0, in float64: a tiny temperature then gives -inf, never NaN
+    logits = logits.double()
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / sampling.temperature
     if 0 < sampling.top_k < logits.shape[-1]:
         kth = torch.topk(logits, sampling.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -31,8 +31,20 @@ def cache_dir() -> Path:
     if not root:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(base, "lyricgen")
-    path = Path(root)
+    return private_dir(Path(root))
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can use (created 0700; an existing one is tightened)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            from .errors import LyricgenError
+
+            raise LyricgenError(f"cache directory {path} is shared with other users and not ours to fix; "
+                                "set LYRICGEN_CACHE to a private directory") from None
     return path
 
 
@@ -42,9 +54,7 @@ def _segmenter():
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
-        private = cache_dir() / "jieba"
-        private.mkdir(mode=0o700, exist_ok=True)
-        jieba.dt.tmp_dir = str(private)
+        jieba.dt.tmp_dir = str(private_dir(cache_dir() / "jieba"))
         _jieba = jieba
     return _jieba
 
@@ -123,7 +133,7 @@ def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list
         pass
     tokens = tokenize_lines(lines)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(tokens, f, ensure_ascii=False, separators=(",", ":"))

@@ -16,13 +16,15 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .checkpoint import FORMAT, FORMAT_VERSION, save_checkpoint
-from .data import IGNORE, Prepared, epoch_order, num_batches
+from .checkpoint import FORMAT, FORMAT_VERSION, model_from_checkpoint, save_checkpoint
+from .data import IGNORE, Prepared, epoch_order, num_batches, prepare
 from .errors import LyricgenError
 from .evaluate import score
+from .model import LyricsRNN, ModelConfig
 from .originality import fingerprint
 from .runtime import amp_dtype
 from .tokenizer import jieba_version
+from .vocab import Vocab
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "val_bpc_open_rnn",
                  "lr", "tokens_per_s", "elapsed_s"]
@@ -79,6 +81,45 @@ class RunState:
     bad_epochs: int = 0
     elapsed_s: float = 0.0  # training wall time over all invocations
     metrics: list = field(default_factory=list)
+
+
+def start_run(lines: list[str], model_options: dict, tokenizer: TokenizerConfig, config: TrainConfig,
+              out_dir, device, corpus_info: dict, use_cache: bool = True) -> "Trainer":
+    """A new run: tokenise, build the vocabulary, seed, build the model."""
+    data = prepare(lines, config.val_fraction, tokenizer.min_freq, config.seq_len, use_cache=use_cache)
+    torch.manual_seed(config.seed)
+    model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **model_options))
+    return Trainer(model, data, config, tokenizer, out_dir, device, corpus_info)
+
+
+RESUME_KEYS = ("train_config", "optimizer", "scheduler", "state", "rng")
+RESUME_OVERRIDES = ("epochs", "time_budget", "max_steps", "patience")
+
+
+def resume_run(ckpt: dict, lines: list[str], overrides: dict, out_dir, device, corpus_info: dict,
+               use_cache: bool = True) -> "Trainer":
+    """Continue a checkpoint's run: architecture, vocabulary, tokenizer and settings come from the
+    file; `overrides` may only extend it (RESUME_OVERRIDES)."""
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise LyricgenError(f"the checkpoint holds no training state ({', '.join(missing)} missing): it can "
+                            "generate and evaluate, but not resume")
+    unknown = set(overrides) - set(RESUME_OVERRIDES)
+    if unknown:
+        raise LyricgenError(f"--{sorted(unknown)[0].replace('_', '-')} is fixed by the checkpoint and cannot change on resume")
+    base = {**ckpt["train_config"], "time_budget": None, "max_steps": None}  # those two are per invocation
+    config = TrainConfig(**{**base, **overrides})
+    tokenizer = TokenizerConfig(**ckpt["tokenizer"])
+    data = prepare(lines, config.val_fraction, tokenizer.min_freq, config.seq_len,
+                   vocab=Vocab.from_dict(ckpt["vocab"]), use_cache=use_cache)
+    model, _ = model_from_checkpoint(ckpt)
+    trainer = Trainer(model, data, config, tokenizer, out_dir, device, corpus_info)
+    trainer.restore(ckpt)
+    st = trainer.state
+    if st.epoch >= config.epochs and (config.max_steps is None or st.step >= config.max_steps):
+        raise LyricgenError(f"the checkpoint has already completed {st.epoch} of {config.epochs} epochs; "
+                            f"pass --epochs greater than {st.epoch} to train further")
+    return trainer
 
 
 class NonFiniteLoss(LyricgenError):

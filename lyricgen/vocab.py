@@ -65,12 +65,13 @@ class Vocab:
         ids: list[int] = []
         unk_chars = 0
         index = self.index
+        in_unknown_run = False  # jieba splits unseen characters apart: a run spans tokens
         for tok in tokens:
             i = index.get(tok)
             if i is not None:
                 ids.append(i)
+                in_unknown_run = False
                 continue
-            in_unknown_run = False
             for ch in tok:
                 i = index.get(ch)
                 if i is not None:

@@ -88,8 +88,6 @@ def test_utf16_with_bom_reads(tmp_path):
     assert read_corpus(path, encoding="utf-16") == ["月光", "分开"]
 
 
-@pytest.mark.xfail(reason="BUG: data.decode_lines refuses NUL bytes unless the encoding name is exactly "
-                          "utf16/utf32, so any UTF-16-LE/BE or UTF-32-LE/BE file 'looks binary'", strict=True)
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
 def test_utf16_without_bom_reads(tmp_path, encoding):
     path = _corpus(tmp_path, "月光\nab\n".encode(encoding))

@@ -77,8 +77,6 @@ def test_cache_dir_falls_back_to_xdg(tmp_path, monkeypatch):
     assert _mode(tmp_path / "xdg" / "lyricgen") == 0o700
 
 
-@pytest.mark.xfail(reason="BUG: tokenizer.cache_dir keeps the mode of an existing directory, so a "
-                          "world-writable LYRICGEN_CACHE is used for jieba's cache as is", strict=True)
 def test_existing_cache_dir_is_made_private(tmp_path, monkeypatch):
     target = tmp_path / "shared"
     target.mkdir()
