@@ -66,3 +66,15 @@ class Originality:
             "copied_lines": copied / len(lines) if lines else 0.0,
             "longest_copy": max((self.longest_copy(line) for line in lines), default=0),
         }
+
+
+def repeats_a_line(text: str, times: int = 3) -> bool:
+    """True when the same non-empty line occurs `times` times in a row: the loop greedy decoding
+    of a small model falls into ("我想了空 / 我想了空 / 我想了空")."""
+    lines = [normalize_line(x) for x in text.split("\n")]
+    run = 1
+    for prev, line in zip(lines, lines[1:]):
+        run = run + 1 if line and line == prev else 1
+        if run >= times:
+            return True
+    return False

@@ -1,0 +1,51 @@
+"""How often generation loops: over N start words from the vocabulary, count the outputs that
+repeat the same line 3 times in a row, for greedy decoding and for the recommended sampling.
+
+    python scripts/degeneration.py --checkpoint checkpoints/best.pt [--words 50] [--json out.json]
+
+Start words are the most frequent vocabulary entries that are words or characters (no spaces or
+line breaks). Sampling is seeded (seed = index of the word), so the figures are reproducible.
+"""
+import argparse
+import json
+import sys
+
+from lyricgen.originality import repeats_a_line
+from lyricgen.predict import Lyricist
+
+# the settings the README recommends for sampling (docs/tuning.md says why)
+RECOMMENDED = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.2, "no_repeat_ngram": 4}
+
+
+def count_loops(writer: Lyricist, words: list[str], options: dict, max_tokens: int) -> tuple[int, list[str]]:
+    looped = []
+    for k, word in enumerate(words):
+        extra = {"seed": k} if options.get("temperature", 0) > 0 else {}
+        text = writer.generate(word, max_tokens=max_tokens, **options, **extra)[0].text
+        if repeats_a_line(text):
+            looped.append(word)
+    return len(looped), looped
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default="checkpoints/best.pt", help="model checkpoint")
+    p.add_argument("--words", type=int, default=50, help="how many start words (default: 50)")
+    p.add_argument("--max-tokens", type=int, default=100, help="tokens per output (default: 100)")
+    p.add_argument("--json", help="also write the figures to this file")
+    args = p.parse_args(argv)
+    writer = Lyricist.load(args.checkpoint)
+    words = [w for w in writer.vocab.most_frequent(10 * args.words) if w.strip() == w][: args.words]
+    results = {}
+    for name, options in (("greedy", {}), ("recommended", RECOMMENDED)):
+        n, looped = count_loops(writer, words, options, args.max_tokens)
+        results[name] = {"looping_outputs": n, "of": len(words), "options": options, "looped_words": looped}
+        print(f"{name:12s} {n:3d} of {len(words)} outputs repeat a line 3 times in a row  {options or ''}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, ensure_ascii=False, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
