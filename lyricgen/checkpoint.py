@@ -72,7 +72,8 @@ def load_checkpoint(path) -> dict:
     if path.stat().st_size == 0:
         raise LyricgenError(f"checkpoint {path} is empty")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: generation touches the weights only, not the optimizer state beside them
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # a truncated zip, random bytes, a pickle with forbidden globals...
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):

@@ -120,7 +120,10 @@ def cmd_train(args) -> int:
     out = args.out or (Path(args.resume).parent if args.resume else DEFAULT_OUT)
     _check_out(out, args)
     if ckpt is not None:
-        corpus = args.corpus or Path(ckpt.get("corpus", {}).get("path", ""))
+        recorded = ckpt.get("corpus", {}).get("path")
+        if args.corpus is None and not recorded:
+            raise LyricgenError("the checkpoint does not name its corpus; pass --corpus")
+        corpus = args.corpus or Path(recorded)
     else:
         corpus = args.corpus or SAMPLE_CORPUS
         if args.epochs == 0:
@@ -179,7 +182,8 @@ def _run(trainer, args, say) -> int:
     def on_epoch(row):
         line = (f"epoch {row['epoch']:g}  step {row['step']}  train_loss {row['train_loss']:.3f}")
         if row["val_loss"] != "":
-            line += f"  val_loss {row['val_loss']:.3f}  val_ppl {row['val_ppl']:.1f}  bpc-open {row['val_bpc_open']:.3f}"
+            line += (f"  val_loss {row['val_loss']:.3f}  val_ppl {row['val_ppl']:.1f}  bpc-open {row['val_bpc_open']:.3f}"
+                     f" (network alone {row['val_bpc_open_rnn']:.3f})")
         line += f"  {row['tokens_per_s']:,} tok/s  {row['elapsed_s']}s"
         if args.quiet:
             return
@@ -201,9 +205,10 @@ def _run(trainer, args, say) -> int:
         print(f"lyricgen: {name}: saved {out / 'last.pt'} at step {st.step}; resume with: "
               f"lyricgen train --resume {out / 'last.pt'}", file=sys.stderr)
         return 128 + trainer.stop_signal
-    best = f"best validation loss {st.best_val_loss:.4f}" if st.best_val_loss != float("inf") else "no validation"
+    best = f"best validation loss {st.best_val_loss:.4f}" if st.best_val_loss != float("inf") else "no validation yet"
+    files = ", ".join(n for n in ("best.pt", "last.pt") if (out / n).exists())
     say(f"stopped ({reason.replace('_', ' ')}) after {st.epoch} epochs, {st.step} steps; {best}; "
-        f"checkpoints in {out}/ (best.pt, last.pt)")
+        f"checkpoints in {out}/ ({files})")
     return 0
 
 
@@ -304,6 +309,8 @@ def _validate(options: dict) -> None:
 
 
 def cmd_generate(args) -> int:
+    import torch
+
     from .predict import Lyricist
     from .runtime import resolve_device
     from .tokenizer import normalize_line
@@ -314,7 +321,10 @@ def cmd_generate(args) -> int:
         raise LyricgenError("the start word is empty")
     options = {name: getattr(args, name) for name in GENERATE_OPTIONS}
     _validate(options)
-    writer = Lyricist.load(args.checkpoint, resolve_device(args.device))
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # a chain of tiny products: one thread is fastest (docs/tuning.md)
+    writer = Lyricist.load(args.checkpoint, device)
     if args.interactive:
         return _interactive(writer, options, args.json)
     _write(writer, args.start, options, args.json)
@@ -335,6 +345,8 @@ def add_evaluate(sub):
 
 
 def cmd_evaluate(args) -> int:
+    import torch
+
     from .data import read_corpus
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .evaluate import score_lines
@@ -342,6 +354,8 @@ def cmd_evaluate(args) -> int:
     from .tokenizer import tokenize_lines
 
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # one stream scored token by token: one thread is fastest
     ckpt = load_checkpoint(args.checkpoint)
     model, vocab = model_from_checkpoint(ckpt, args.checkpoint)
     model.to(device)

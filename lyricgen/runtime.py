@@ -1,5 +1,6 @@
 """Device choice and numeric settings, decided once by the entry point and passed down."""
 import os
+from contextlib import contextmanager
 
 import torch
 
@@ -24,6 +25,18 @@ def amp_dtype(device: torch.device):
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """Run a block with n CPU threads. Stream scoring and batch-1 generation are chains of tiny
+    matrix products: one thread is faster, and far faster when another process shares the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_deterministic(device: torch.device) -> None:
