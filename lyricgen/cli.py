@@ -75,7 +75,7 @@ def add_train(sub):
     a("--max-steps", type=positive_int, help="stop after this many optimizer steps in total, saving last.pt")
     a("--batch-size", type=positive_int, help=f"windows per batch (default: {t['batch_size']})")
     a("--seq-len", type=positive_int, help=f"tokens per window (default: {t['seq_len']})")
-    a("--lr", type=positive_float, help=f"Adam learning rate (default: {t['lr']})")
+    a("--lr", type=_number(float, 0, low_ok=False, high=10), help=f"Adam learning rate (default: {t['lr']})")
     a("--weight-decay", type=_number(float, 0), help=f"Adam weight decay (default: {t['weight_decay']})")
     a("--clip", type=positive_float, help=f"max gradient norm (default: {t['clip']})")
     a("--val-fraction", type=probability, help=f"share of lines held out at the end of the corpus (default: {t['val_fraction']})")
@@ -193,12 +193,14 @@ def _run(trainer, args, say) -> int:
         trainer.stop_signal = signum
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    reason = None
     try:
         reason = trainer.run(on_step=on_step, on_epoch=on_epoch)
     finally:
         bar.close()
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            # after a stop request we are on our way out: more Ctrl-C's (a held-down key) are ignored
+            signal.signal(s, signal.SIG_IGN if reason == "signal" else handler)
     out = trainer.out_dir
     if reason == "signal":
         name = signal.Signals(trainer.stop_signal).name
@@ -294,10 +296,11 @@ def _set_option(options: dict, text: str) -> None:
     name, value = parts[0].replace("-", "_"), parts[1]
     kind = type(options[name]) if options[name] is not None else int
     try:
-        options[name] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+        parsed = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
     except ValueError:
         raise LyricgenError(f"{name} needs a {kind.__name__}, got {value!r}") from None
-    _validate(options)  # now, not at the next start word
+    _validate({**options, name: parsed})  # now, not at the next start word; a rejected value is not kept
+    options[name] = parsed
     print(f"{name} = {options[name]}", file=sys.stderr)
 
 

@@ -186,9 +186,11 @@ def generate_ids(model, vocab, start_ids: list[int], structure: Structure | None
             for b in range(B):
                 if originality.is_training_line(_current_line(vocab, history[b])):
                     adj[b, LB] = float("-inf")
+        stuck = torch.isinf(adj).all(dim=-1)  # every token banned (e.g. --no-repeat-ngram 1): end the line
+        adj[stuck, LB] = 0.0
         must_break = line_len >= structure.max_line_tokens if structure.max_line_tokens else torch.zeros_like(alive)
         if t == structure.max_tokens - 1:
-            must_break = must_break | (line_len > 0)  # the text ends with a whole line
+            must_break = torch.ones_like(alive)  # the last token closes the line: text ends with a whole line
         nxt = torch.where(must_break, torch.full_like(line_len, LB), choose_next(adj, sampling, generator))
         nxt = torch.where(alive, nxt, torch.full_like(nxt, LB))
         out[:, t] = nxt
@@ -260,6 +262,9 @@ class Lyricist:
         candidates = []
         for row, n, score in zip(out.tolist(), lengths.tolist(), scores.tolist()):
             text = (head + self.vocab.decode(row[:n])).rstrip("\n")
+            if no_copy and self.originality is not None:
+                # a line break forced by --max-tokens/--max-line-tokens may still close a training line
+                text = "\n".join(x for x in text.split("\n") if not self.originality.is_training_line(x))
             c = Candidate(text=text, score=score, tokens=n)
             if self.originality is not None:
                 report = self.originality.report(text)

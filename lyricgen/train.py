@@ -142,7 +142,10 @@ def train_step(model, optimizer, x, y, clip: float, dtype=None, step: int = 0) -
                             "(the last saved checkpoint is unchanged; try a lower --lr)")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if not torch.isfinite(norm):
+        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
     optimizer.step()
     return value, int((y != IGNORE).sum())
 
