@@ -226,7 +226,8 @@ def add_generate(sub):
     a("-i", "--interactive", action="store_true", help="load once, then read start words line by line from stdin")
     a("--max-tokens", type=positive_int, default=100, help="at most this many tokens per candidate (default: 100)")
     a("--lines", type=non_negative_int, default=0, help="stop after this many lines (default: 0 = no limit)")
-    a("--min-line-tokens", type=non_negative_int, default=0, help="no line break before this many tokens in a line")
+    a("--min-line-tokens", type=non_negative_int, default=1,
+      help="no line break before this many tokens in a line (default: 1, no blank lines; 0 allows them)")
     a("--max-line-tokens", type=non_negative_int, default=0, help="break a line after this many tokens (0 = off)")
     a("--temperature", type=_number(float, 0), default=0.0, help="0 = greedy (default); higher = more random")
     a("--top-k", type=non_negative_int, default=0, help="sample only from the k most likely tokens (0 = all)")
@@ -236,6 +237,8 @@ def add_generate(sub):
     a("--num-samples", type=positive_int, default=1, help="candidates to write in one batch, ranked by mean log-probability")
     a("--no-copy", action="store_true", help="never end a line that occurs verbatim in the training corpus")
     a("--seed", type=seed_int, help="seed for sampling, for reproducible output")
+    a("--sample", action="store_true", help="the recommended sampling settings (--temperature 0.8 --top-p 0.9 "
+      "--repetition-penalty 1.2 --no-repeat-ngram 4) for options not given")
     a("--json", action="store_true", help="print a JSON list: text, score, copied_lines, longest_copy per candidate")
     a("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to run (default: cpu, fastest for a few texts)")
     p.set_defaults(func=cmd_generate)
@@ -323,6 +326,11 @@ def cmd_generate(args) -> int:
     if not args.interactive and (args.start is None or not normalize_line(args.start)):
         raise LyricgenError("the start word is empty")
     options = {name: getattr(args, name) for name in GENERATE_OPTIONS}
+    if args.sample:
+        from .predict import RECOMMENDED_SAMPLING
+
+        defaults = {"temperature": 0.0, "top_p": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram": 0}
+        options.update({k: v for k, v in RECOMMENDED_SAMPLING.items() if options[k] == defaults[k]})
     _validate(options)
     device = resolve_device(args.device)
     if device.type == "cpu":

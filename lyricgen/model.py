@@ -11,12 +11,13 @@ CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 @dataclass
 class ModelConfig:
     vocab_size: int
+    # defaults: the best held-out bpc per CPU-minute we measured (docs/tuning.md)
     cell: str = "lstm"
     embed_dim: int = 256
-    hidden_size: int = 256
-    num_layers: int = 2
-    dropout: float = 0.3  # on embeddings' outputs, between layers and before the output layer
-    embed_dropout: float = 0.1  # drops whole vocabulary entries (every occurrence in a batch)
+    hidden_size: int = 512
+    num_layers: int = 1
+    dropout: float = 0.6  # on the embeddings' outputs, between layers and before the output layer
+    embed_dropout: float = 0.3  # drops whole vocabulary entries (every occurrence in a batch)
     tie_weights: bool = True
 
     def __post_init__(self):

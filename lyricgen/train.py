@@ -27,20 +27,22 @@ from .runtime import amp_dtype, cpu_threads
 from .tokenizer import jieba_version
 from .vocab import Vocab
 
+MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
 METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "val_bpc_open_rnn",
                  "lr", "tokens_per_s", "elapsed_s"]
 
 
 @dataclass
 class TrainConfig:
+    # defaults: see docs/tuning.md for the experiments behind them
     epochs: int = 40
-    batch_size: int = 32
-    seq_len: int = 64
-    lr: float = 3e-3
+    batch_size: int = 16
+    seq_len: int = 32
+    lr: float = 5e-3
     weight_decay: float = 0.0
     clip: float = 1.0  # max global gradient norm
     val_fraction: float = 0.1
-    patience: int = 5  # early stop after this many epochs without a better validation loss
+    patience: int = 5  # early stop after this many epochs (periods, see MIN_PERIOD_STEPS) without improvement
     lr_factor: float = 0.5  # ReduceLROnPlateau: multiply the learning rate by this...
     lr_patience: int = 1  # ...after this many epochs without improvement
     seed: int = 1337
@@ -79,7 +81,9 @@ class RunState:
     epoch_tokens: int = 0
     epoch_train_s: float = 0.0  # time spent in optimizer steps in the epoch in progress
     best_val_loss: float = math.inf
-    bad_epochs: int = 0
+    period_ref: float = math.inf  # best validation loss when the last period ended
+    period_start_step: int = 0
+    bad_periods: int = 0  # periods in a row without a better validation loss
     elapsed_s: float = 0.0  # training wall time over all invocations
     metrics: list = field(default_factory=list)
 
@@ -286,19 +290,28 @@ class Trainer:
                         on_epoch(row)
                     return "time_budget"
             row, improved = self._record(st.epoch + 1)
-            if self.data.val_ids:
-                self.scheduler.step(row["val_loss"])
-                st.bad_epochs = 0 if improved else st.bad_epochs + 1
+            if self.data.val_ids and st.step - st.period_start_step >= MIN_PERIOD_STEPS:
+                self._end_period()
             st.epoch += 1
             st.batch_in_epoch, st.epoch_loss_sum, st.epoch_tokens, st.epoch_train_s = 0, 0.0, 0, 0.0
             self._save(best=improved or not self.data.val_ids)
             if on_epoch:
                 on_epoch(row)
-            if st.bad_epochs >= cfg.patience:
+            if st.bad_periods >= cfg.patience:
                 return "early_stop"
             if budget_end is not None and time.monotonic() + self._validation_s >= budget_end:
                 return "time_budget"
         return "done"
+
+    def _end_period(self) -> None:
+        """Learning-rate schedule and early stopping look at periods of at least MIN_PERIOD_STEPS
+        steps (one epoch on a corpus of ordinary size): on a tiny corpus an epoch is a handful of
+        steps, too few to judge a plateau by."""
+        st = self.state
+        self.scheduler.step(st.best_val_loss if st.best_val_loss < st.period_ref else math.inf)
+        st.bad_periods = 0 if st.best_val_loss < st.period_ref else st.bad_periods + 1
+        st.period_ref = st.best_val_loss
+        st.period_start_step = st.step
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -11,10 +11,8 @@ import json
 import sys
 
 from lyricgen.originality import repeats_a_line
+from lyricgen.predict import RECOMMENDED_SAMPLING as RECOMMENDED
 from lyricgen.predict import Lyricist
-
-# the settings the README recommends for sampling (docs/tuning.md says why)
-RECOMMENDED = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.2, "no_repeat_ngram": 4}
 
 
 def count_loops(writer: Lyricist, words: list[str], options: dict, max_tokens: int) -> tuple[int, list[str]]:

@@ -435,3 +435,26 @@ def test_interactive_bad_value_type_is_one_error_line(cli, overfit, monkeypatch)
     assert rc == 0
     assert out.splitlines() == [LINES[1]]
     assert "many" in one_error_line("\n".join(line for line in err.splitlines() if "error" in line))
+
+
+# -- defaults: no blank lines, --sample --------------------------------------------------------------
+def test_no_blank_lines_unless_asked(writer):
+    sampling = Sampling(temperature=3.0, seed=0)  # hot enough to reach for line breaks anywhere
+    for seed in range(5):
+        texts = [c.text for c in writer.generate("晨光", max_tokens=60, temperature=3.0, seed=seed, num_samples=4)]
+        assert all("\n\n" not in t for t in texts)
+    _, rows = gen_ids(writer, "晨光", Structure(max_tokens=60, min_line_tokens=0), sampling, k=8)
+    assert any(a == b == writer.vocab.line_break_id for ids in rows for a, b in zip(ids, ids[1:]))
+
+
+def test_sample_flag_is_the_recommended_settings(cli, overfit):
+    from lyricgen.predict import RECOMMENDED_SAMPLING as R
+
+    base = ["generate", "--checkpoint", overfit, "晨光", "--lines", "4", "--seed", "5", "--json"]
+    explicit = ["--temperature", str(R["temperature"]), "--top-p", str(R["top_p"]),
+                "--repetition-penalty", str(R["repetition_penalty"]), "--no-repeat-ngram", str(R["no_repeat_ngram"])]
+    rc_a, out_a, _ = cli(*base, "--sample")
+    rc_b, out_b, _ = cli(*base, *explicit)
+    assert rc_a == rc_b == 0 and out_a == out_b and json.loads(out_a)
+    rc_c, out_c, _ = cli(*base)  # greedy
+    assert out_c != out_a

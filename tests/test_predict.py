@@ -18,8 +18,8 @@ def small_vocab():
 
 
 def gen(model, vocab, start_ids, max_tokens=30, sampling=None, num_samples=1) -> list[list[int]]:
-    """Generated ids per sample (only what generation kept)."""
-    out, lengths, _ = generate_ids(model, vocab, start_ids, Structure(max_tokens=max_tokens), sampling, num_samples)
+    """Generated ids per sample (only what generation kept), blank lines allowed like plain argmax."""
+    out, lengths, _ = generate_ids(model, vocab, start_ids, Structure(max_tokens=max_tokens, min_line_tokens=0), sampling, num_samples)
     return [row[:n] for row, n in zip(out.tolist(), lengths.tolist())]
 
 
