@@ -351,6 +351,8 @@ def add_evaluate(sub):
     a("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
     a("--json", action="store_true", help="print one JSON object instead of a sentence")
     a("--no-repeat", action="store_true", help="score with the network alone, without the repeat model")
+    a("--held-out", action="store_true",
+      help="score only FILE's held-out tail: the last lines, in the share the checkpoint validated on (10%%)")
     a("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -358,8 +360,8 @@ def add_evaluate(sub):
 def cmd_evaluate(args) -> int:
     import torch
 
-    from .data import read_corpus
     from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .data import read_corpus, split_lines
     from .evaluate import score_lines
     from .runtime import resolve_device
     from .tokenizer import tokenize_lines
@@ -371,6 +373,9 @@ def cmd_evaluate(args) -> int:
     model, vocab = model_from_checkpoint(ckpt, args.checkpoint)
     model.to(device)
     lines = read_corpus(args.file, args.encoding)
+    if args.held_out:
+        fraction = float(ckpt.get("train_config", {}).get("val_fraction", 0.1)) or 0.1
+        lines = split_lines(lines, fraction)[1]
     alpha = None if args.no_repeat else ckpt.get("repeat_alpha")
     result, rnn = score_lines(model, vocab, tokenize_lines(lines), float(ckpt.get("unk_prob", 0.0)), device, alpha)
     if args.json:

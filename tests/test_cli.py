@@ -331,3 +331,16 @@ def test_generate_in_process_is_deterministic(cli, tiny_run):
     rc, a, _ = cli("generate", "月光", "--checkpoint", tiny_run / "best.pt", "--temperature", "1.5", "--seed", "1")
     rc2, b, _ = cli("generate", "月光", "--checkpoint", tiny_run / "best.pt", "--temperature", "1.5", "--seed", "1")
     assert rc == rc2 == 0 and a == b
+
+
+def test_evaluate_held_out_matches_training_validation(cli, tiny_run):
+    # `evaluate --held-out` scores exactly the lines training validated on, the same way
+    ckpt = load_checkpoint(tiny_run / "best.pt")
+    best = min((r for r in ckpt["state"]["metrics"] if r["val_loss"] != ""), key=lambda r: r["val_loss"])
+    rc, out, err = cli("evaluate", "--checkpoint", tiny_run / "best.pt", TINY_CORPUS, "--held-out", "--json")
+    assert rc == 0, err
+    scored = json.loads(out)
+    assert abs(scored["bpc_open"] - best["val_bpc_open"]) < 1e-3
+    assert abs(scored["bpc_open_rnn"] - best["val_bpc_open_rnn"]) < 1e-3
+    rc, whole, _ = cli("evaluate", "--checkpoint", tiny_run / "best.pt", TINY_CORPUS, "--json")
+    assert json.loads(whole)["chars"] > scored["chars"]

@@ -553,3 +553,18 @@ def test_resume_after_sigint_is_bitwise_exact(signalled, tmp_path, capsys):
     same_tensors(b["model"], a["model"], "model")
     same_tensors(b["optimizer"], a["optimizer"], "optimizer")
     same_tensors(b["rng"], a["rng"], "rng")
+
+
+def test_deterministic_flag_applies_the_documented_settings(tmp_path):
+    # in a subprocess: the settings are process-global
+    code = (
+        "import os, torch\n"
+        "from lyricgen.runtime import make_deterministic\n"
+        "make_deterministic(torch.device('cpu'))\n"
+        "print(torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,\n"
+        "      torch.backends.cudnn.benchmark, os.environ.get('CUBLAS_WORKSPACE_CONFIG'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "False", ":4096:8"]
