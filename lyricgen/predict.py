@@ -125,20 +125,33 @@ def choose_next(logits: torch.Tensor, sampling: Sampling, generator: torch.Gener
     """Next token ids (B,) from (already constrained) logits (B, V)."""
     if sampling.greedy:
         return logits.argmax(dim=-1)
-    # shift so the best logit is 0, in float64: a tiny temperature then gives -inf, never NaN
-    logits = logits.double()
+    # shift so the best logit is 0: a tiny temperature then gives -inf, never inf - inf = NaN
     logits = (logits - logits.max(dim=-1, keepdim=True).values) / sampling.temperature
+    candidates = None  # (B, k) token ids, once the choice is narrowed to the best k, best first
     if 0 < sampling.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, sampling.top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits, candidates = torch.topk(logits, sampling.top_k, dim=-1)
     if sampling.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
+        if candidates is None:
+            logits, candidates = _nucleus_candidates(logits, sampling.top_p)
+        probs = logits.softmax(dim=-1)
         before = probs.cumsum(dim=-1) - probs  # mass of the tokens ranked above each one
-        sorted_logits = sorted_logits.masked_fill(before >= sampling.top_p, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+        logits = logits.masked_fill(before >= sampling.top_p, float("-inf"))
+    # Gumbel-max: argmax(logits + Gumbel noise) is an exact draw from softmax(logits), and much
+    # cheaper than torch.multinomial; masked (-inf) entries stay impossible
+    uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp_(min=1e-20)
+    choice = (logits - torch.log(-torch.log(uniform)).to(logits.device)).argmax(dim=-1)
+    return choice if candidates is None else candidates.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+
+
+def _nucleus_candidates(logits: torch.Tensor, top_p: float, first: int = 256):
+    """Logits sorted best first with their token ids: only the best `first` when they already hold
+    top_p of the probability in every row (the usual case, and far cheaper than sorting all V)."""
+    if logits.shape[-1] > first:
+        values, ids = torch.topk(logits, first, dim=-1)
+        held = (values.logsumexp(dim=-1) - logits.logsumexp(dim=-1)).exp()
+        if bool((held >= top_p).all()):
+            return values, ids
+    return torch.sort(logits, dim=-1, descending=True)
 
 
 def _expand(hidden, n: int):
@@ -191,8 +204,9 @@ def generate_ids(model, vocab, start_ids: list[int], structure: Structure | None
             for b in range(B):
                 if originality.is_training_line(_current_line(vocab, history[b])):
                     adj[b, LB] = float("-inf")
-        stuck = torch.isinf(adj).all(dim=-1)  # every token banned (e.g. --no-repeat-ngram 1): end the line
-        adj[stuck, LB] = 0.0
+        if sampling.no_repeat_ngram or structure.no_copy:  # only bans can leave a row with no token
+            stuck = torch.isinf(adj).all(dim=-1)  # e.g. --no-repeat-ngram 1 once every token is used
+            adj[stuck, LB] = 0.0
         must_break = line_len >= structure.max_line_tokens if structure.max_line_tokens else torch.zeros_like(alive)
         if t == structure.max_tokens - 1:
             must_break = torch.ones_like(alive)  # the last token closes the line: text ends with a whole line
