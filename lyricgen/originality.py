@@ -6,6 +6,7 @@ in training and its longest copied span (within a line, in characters) can be co
 up to hash collisions (about 1 in 10^13 per lookup at these sizes).
 """
 import hashlib
+import re
 
 import torch
 
@@ -66,6 +67,15 @@ class Originality:
             "copied_lines": copied / len(lines) if lines else 0.0,
             "longest_copy": max((self.longest_copy(line) for line in lines), default=0),
         }
+
+
+_PHRASE_LOOP = re.compile(r"(\S.{1,23}?)\1{2,}", re.DOTALL)
+
+
+def repeats_a_phrase(text: str) -> bool:
+    """True when a phrase of 2 to 24 characters occurs 3 times in a row anywhere, across line
+    breaks too ("我的 我的 我的"): the loop greedy decoding falls into inside one long line."""
+    return _PHRASE_LOOP.search(text) is not None
 
 
 def repeats_a_line(text: str, times: int = 3) -> bool:

@@ -1,5 +1,7 @@
 """How often generation loops: over N start words from the vocabulary, count the outputs that
-repeat the same line 3 times in a row, for greedy decoding and for the recommended sampling.
+repeat the same line 3 times in a row (and, stricter, the outputs in which any phrase of 2 to 24
+characters occurs 3 times in a row, which also catches a loop inside one endless line), for greedy
+decoding and for the recommended sampling.
 
     python scripts/degeneration.py --checkpoint checkpoints/best.pt [--words 50] [--json out.json]
 
@@ -10,19 +12,22 @@ import argparse
 import json
 import sys
 
-from lyricgen.originality import repeats_a_line
+from lyricgen.originality import repeats_a_line, repeats_a_phrase
 from lyricgen.predict import RECOMMENDED_SAMPLING as RECOMMENDED
 from lyricgen.predict import Lyricist
 
 
-def count_loops(writer: Lyricist, words: list[str], options: dict, max_tokens: int) -> tuple[int, list[str]]:
-    looped = []
+def count_loops(writer: Lyricist, words: list[str], options: dict, max_tokens: int) -> dict:
+    lines, phrases = [], []
     for k, word in enumerate(words):
         extra = {"seed": k} if options.get("temperature", 0) > 0 else {}
         text = writer.generate(word, max_tokens=max_tokens, **options, **extra)[0].text
         if repeats_a_line(text):
-            looped.append(word)
-    return len(looped), looped
+            lines.append(word)
+        if repeats_a_phrase(text):
+            phrases.append(word)
+    return {"line_loops": len(lines), "phrase_loops": len(phrases), "of": len(words), "options": options,
+            "line_looped_words": lines, "phrase_looped_words": phrases}
 
 
 def main(argv=None) -> int:
@@ -36,9 +41,9 @@ def main(argv=None) -> int:
     words = [w for w in writer.vocab.most_frequent(10 * args.words) if w.strip() == w][: args.words]
     results = {}
     for name, options in (("greedy", {}), ("recommended", RECOMMENDED)):
-        n, looped = count_loops(writer, words, options, args.max_tokens)
-        results[name] = {"looping_outputs": n, "of": len(words), "options": options, "looped_words": looped}
-        print(f"{name:12s} {n:3d} of {len(words)} outputs repeat a line 3 times in a row  {options or ''}")
+        r = results[name] = count_loops(writer, words, options, args.max_tokens)
+        print(f"{name:12s} {r['line_loops']:3d} of {r['of']} outputs repeat a line 3 times in a row; "
+              f"{r['phrase_loops']:3d} repeat a phrase 3 times in a row  {options or ''}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, ensure_ascii=False, indent=2)

@@ -458,3 +458,13 @@ def test_sample_flag_is_the_recommended_settings(cli, overfit):
     assert rc_a == rc_b == 0 and out_a == out_b and json.loads(out_a)
     rc_c, out_c, _ = cli(*base)  # greedy
     assert out_c != out_a
+
+
+def test_loop_detectors():
+    from lyricgen.originality import repeats_a_line, repeats_a_phrase
+
+    assert repeats_a_line("风吹过\n我想了空\n我想了空\n我想了空\n")
+    assert not repeats_a_line("我想了空\n我想了空\n风吹过\n我想了空")
+    assert repeats_a_phrase("月光的 我的 我的 我的 我")
+    assert repeats_a_phrase("我想了空\n我想了空\n我想了空")
+    assert not repeats_a_phrase("月光照亮小窗台\n风吹过 我的窗\n我的心")
