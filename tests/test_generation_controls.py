@@ -466,5 +466,5 @@ def test_loop_detectors():
     assert repeats_a_line("风吹过\n我想了空\n我想了空\n我想了空\n")
     assert not repeats_a_line("我想了空\n我想了空\n风吹过\n我想了空")
     assert repeats_a_phrase("月光的 我的 我的 我的 我")
-    assert repeats_a_phrase("我想了空\n我想了空\n我想了空")
+    assert repeats_a_phrase("我想了空\n我想了空\n我想了空\n")
     assert not repeats_a_phrase("月光照亮小窗台\n风吹过 我的窗\n我的心")
