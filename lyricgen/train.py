@@ -20,7 +20,7 @@ from . import __version__
 from .checkpoint import FORMAT, FORMAT_VERSION, model_from_checkpoint, save_checkpoint
 from .data import IGNORE, Prepared, epoch_order, num_batches, prepare
 from .errors import LyricgenError
-from .evaluate import score
+from .evaluate import score, token_nll
 from .model import LyricsRNN, ModelConfig
 from .originality import fingerprint
 from .runtime import amp_dtype, cpu_threads
@@ -259,6 +259,8 @@ class Trainer:
         cfg, st = self.config, self.state
         self._clock = time.monotonic()
         budget_end = None if cfg.time_budget is None else self._clock + cfg.time_budget
+        if budget_end is not None and not self._validation_s:
+            self._validation_s = self._estimate_validation_s()
         nb = num_batches(len(self.train_data), cfg.batch_size)
         while st.epoch < cfg.epochs:
             order = epoch_order(len(self.train_data), cfg.seed, st.epoch).to(self.device)
@@ -302,6 +304,18 @@ class Trainer:
             if budget_end is not None and time.monotonic() + self._validation_s >= budget_end:
                 return "time_budget"
         return "done"
+
+    def _estimate_validation_s(self, sample: int = 512) -> float:
+        """Time a validation pass will take, from scoring its first `sample` tokens: a time budget
+        must leave room for the validation that ends it (on a large corpus that is many seconds)."""
+        ids = self.data.val_ids
+        if not ids:
+            return 0.0
+        started = time.monotonic()
+        with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
+            token_nll(self.model, ids[:sample], self.data.vocab.line_break_id, self.data.vocab.unk_id,
+                      self.data.unk_prob, self.device)
+        return (time.monotonic() - started) * len(ids) / min(len(ids), sample)
 
     def _end_period(self) -> None:
         """Learning-rate schedule and early stopping look at periods of at least MIN_PERIOD_STEPS
