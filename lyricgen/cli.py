@@ -35,7 +35,7 @@ def _number(kind, low=None, low_ok=True, high=None, high_ok=True):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value != value or (low is not None and (value < low or (value == low and not low_ok))) or \
+        if value != value or value in (float("inf"), float("-inf")) or (low is not None and (value < low or (value == low and not low_ok))) or \
                 (high is not None and (value > high or (value == high and not high_ok))):
             lo = "" if low is None else f"{'>=' if low_ok else '>'} {low}"
             hi = "" if high is None else f"{'<=' if high_ok else '<'} {high}"
@@ -66,7 +66,7 @@ def add_train(sub):
                                    "best.pt and metrics.csv to --out.")
     a = p.add_argument
     a("--corpus", type=Path, help=f"lyrics file (default: the bundled {SAMPLE_CORPUS.name}; on --resume, the checkpoint's)")
-    a("--encoding", default="utf-8", help="text encoding of the corpus, e.g. gb18030 (default: utf-8)")
+    a("--encoding", help="text encoding of the corpus, e.g. gb18030 (default: utf-8; on --resume, the checkpoint's)")
     a("--out", type=Path, help="directory for checkpoints and metrics.csv (default: checkpoints/, on --resume the checkpoint's)")
     a("--resume", type=Path, metavar="CKPT", help="continue the run saved in this checkpoint")
     a("--force", action="store_true", help="start a new run even if --out already holds one")
@@ -79,7 +79,8 @@ def add_train(sub):
     a("--weight-decay", type=_number(float, 0), help=f"Adam weight decay (default: {t['weight_decay']})")
     a("--clip", type=positive_float, help=f"max gradient norm (default: {t['clip']})")
     a("--val-fraction", type=probability, help=f"share of lines held out at the end of the corpus (default: {t['val_fraction']})")
-    a("--patience", type=positive_int, help=f"early stop after this many epochs without improvement (default: {t['patience']})")
+    a("--patience", type=positive_int, help="early stop after this many epochs without improvement; an epoch "
+      f"counts as at least 50 steps on tiny corpora (default: {t['patience']})")
     a("--seed", type=seed_int, help=f"random seed (default: {t['seed']})")
     a("--cell", choices=sorted(CELLS), help=f"recurrent cell; rnn is the tutorial's (default: {m['cell']})")
     a("--embed-dim", type=positive_int, help=f"embedding size (default: {m['embed_dim']})")
@@ -124,15 +125,19 @@ def cmd_train(args) -> int:
         if args.corpus is None and not recorded:
             raise LyricgenError("the checkpoint does not name its corpus; pass --corpus")
         corpus = args.corpus or Path(recorded)
+        encoding = ckpt.get("corpus", {}).get("encoding", "utf-8")
+        if args.encoding is not None and args.encoding.lower() != encoding.lower():
+            raise LyricgenError(f"the run was trained on {encoding} text; --encoding cannot change on resume")
     else:
+        encoding = args.encoding or "utf-8"
         corpus = args.corpus or SAMPLE_CORPUS
         if args.epochs == 0:
             raise LyricgenError("--epochs must be at least 1 for a new run")
-    lines = read_corpus(corpus, args.encoding)
+    lines = read_corpus(corpus, encoding)
     digest = _corpus_hash(corpus)
     if ckpt is not None and ckpt.get("corpus", {}).get("sha256") not in (None, digest):
         raise LyricgenError(f"{corpus} is not the corpus this checkpoint was trained on (its content changed)")
-    corpus_info = {"path": str(Path(corpus).resolve()), "sha256": digest, "lines": len(lines)}
+    corpus_info = {"path": str(Path(corpus).resolve()), "sha256": digest, "lines": len(lines), "encoding": encoding}
     try:
         if ckpt is not None:
             fixed = _given(args, FIXED_ON_RESUME)
@@ -146,6 +151,10 @@ def cmd_train(args) -> int:
                                 use_cache=not args.no_cache)
     except ValueError as e:  # a config's own validation
         raise LyricgenError(str(e)) from None
+    if args.force:  # starting over: the old run's files must not mix with the new one's
+        for name in ("best.pt", "last.pt", "metrics.csv"):
+            if ckpt is None or (out / name).resolve() != Path(args.resume).resolve():
+                (out / name).unlink(missing_ok=True)
     data, model, config = trainer.data, trainer.model, trainer.config
     say(f"corpus {corpus}: {len(lines)} lines; training windows {len(data.train)} x {config.seq_len} tokens; "
         f"validation {len(data.val_ids)} tokens ({data.val_seen_share:.1%} of validation lines also occur in training)")
@@ -163,6 +172,10 @@ def _check_out(out: Path, args) -> None:
     if existing and not same_run and not args.force:
         raise LyricgenError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
                             f"--resume {out / 'last.pt'} or start over with --force")
+    last = out / "last.pt"
+    if same_run and last.exists() and last.resolve() != Path(args.resume).resolve() and not args.force:
+        raise LyricgenError(f"resuming {args.resume} would overwrite {last}, which holds later steps; "
+                            "resume from it, or pass --force")
 
 
 def _run(trainer, args, say) -> int:
@@ -207,7 +220,7 @@ def _run(trainer, args, say) -> int:
         print(f"lyricgen: {name}: saved {out / 'last.pt'} at step {st.step}; resume with: "
               f"lyricgen train --resume {out / 'last.pt'}", file=sys.stderr)
         return 128 + trainer.stop_signal
-    best = f"best validation loss {st.best_val_loss:.4f}" if st.best_val_loss != float("inf") else "no validation yet"
+    best = f"best validation loss {st.best_saved_loss:.4f}" if st.best_saved_loss != float("inf") else "no validation yet"
     files = ", ".join(n for n in ("best.pt", "last.pt") if (out / n).exists())
     say(f"stopped ({reason.replace('_', ' ')}) after {st.epoch} epochs, {st.step} steps; {best}; "
         f"checkpoints in {out}/ ({files})")
@@ -352,7 +365,7 @@ def add_evaluate(sub):
     a("--json", action="store_true", help="print one JSON object instead of a sentence")
     a("--no-repeat", action="store_true", help="score with the network alone, without the repeat model")
     a("--held-out", action="store_true",
-      help="score only FILE's held-out tail: the last lines, in the share the checkpoint validated on (10%%)")
+      help="score only FILE's held-out tail: its last lines, in the share the checkpoint validated on")
     a("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -374,8 +387,12 @@ def cmd_evaluate(args) -> int:
     model.to(device)
     lines = read_corpus(args.file, args.encoding)
     if args.held_out:
-        fraction = float(ckpt.get("train_config", {}).get("val_fraction", 0.1)) or 0.1
+        fraction = float(ckpt.get("train_config", {}).get("val_fraction", 0.1))
+        if fraction <= 0:
+            raise LyricgenError("the checkpoint was trained without a held-out part (--val-fraction 0)")
         lines = split_lines(lines, fraction)[1]
+        if not any(line.strip() for line in lines):
+            raise LyricgenError(f"{args.file} is too short to have a held-out part")
     alpha = None if args.no_repeat else ckpt.get("repeat_alpha")
     result, rnn = score_lines(model, vocab, tokenize_lines(lines), float(ckpt.get("unk_prob", 0.0)), device, alpha)
     if args.json:

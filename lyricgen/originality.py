@@ -1,9 +1,14 @@
 """How much of a generated text is copied from the training corpus, without storing the corpus.
 
-The checkpoint keeps 64-bit hashes only: one per training line, and one per substring (2 to
-MAX_SPAN characters) of every training line. From those, a text's share of lines that occur verbatim
-in training and its longest copied span (within a line, in characters) can be computed exactly,
-up to hash collisions (about 1 in 10^13 per lookup at these sizes).
+The checkpoint keeps 64-bit hashes only: one per training line, and one per substring (MIN_SPAN to
+MAX_SPAN characters) of every training line up to MAX_LINE characters long. From those, a text's
+share of lines that occur verbatim in training and its longest copied span (within a line, in
+characters; spans shorter than MIN_SPAN count as 0) can be computed exactly, up to hash collisions
+(about 1 in 10^13 per lookup at these sizes).
+
+Hashes are not encryption: whoever holds the checkpoint can test whether a given phrase of
+MIN_SPAN or more characters occurs in the training corpus, and from a known phrase extend it. Share
+checkpoints of a corpus you may not redistribute with that in mind.
 """
 import hashlib
 import re
@@ -12,8 +17,9 @@ import torch
 
 from .tokenizer import normalize_line
 
-MAX_SPAN = 32  # longer copied spans are reported as MAX_SPAN+ (lines longer than this still count whole)
-MIN_SPAN = 2
+MAX_SPAN = 32  # longer copied spans are reported as MAX_SPAN (lines longer than this still count whole)
+MIN_SPAN = 4  # shorter shared spans are everyday phrases, not copies; it also keeps guessing costly
+MAX_LINE = 256  # longer "lines" (a file without line breaks) get a line hash but no span hashes
 
 
 def text_hash(text: str) -> int:
@@ -27,6 +33,8 @@ def fingerprint(train_lines: list[str]) -> dict:
     spans = set()
     for line in lines:
         n = len(line)
+        if n > MAX_LINE:
+            continue
         for i in range(n - MIN_SPAN + 1):
             for j in range(i + MIN_SPAN, min(n, i + MAX_SPAN) + 1):
                 spans.add(line[i:j])
@@ -50,7 +58,7 @@ class Originality:
     def longest_copy(self, line: str) -> int:
         """Length of the longest substring of `line` that occurs inside some training line."""
         line = normalize_line(line)
-        best = 1 if line else 0  # a single seen character is not a copy worth reporting
+        best = MIN_SPAN - 1  # only spans of MIN_SPAN characters or more count
         for i in range(len(line)):
             # grow the span from i while it is still found; spans only shrink their chance as they grow
             for j in range(i + best + 1, min(len(line), i + self.max_span) + 1):

@@ -5,6 +5,7 @@ with a line break - the context every lyric line starts from in training - then 
 Choosing a token is a small pure function: temperature 0 (the default) is greedy argmax; sampling
 draws from an explicit torch.Generator, so a seed reproduces a text exactly.
 """
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,11 +28,14 @@ class Sampling:
 
     def __post_init__(self):
         checks = [
+            (math.isfinite(self.temperature) and math.isfinite(self.repetition_penalty),
+             "--temperature and --repetition-penalty must be finite numbers"),
             (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
             (self.top_k >= 0, f"--top-k must be >= 0, got {self.top_k}"),
             (0 < self.top_p <= 1, f"--top-p must be in (0, 1], got {self.top_p}"),
             (self.repetition_penalty > 0, f"--repetition-penalty must be > 0, got {self.repetition_penalty}"),
             (self.no_repeat_ngram >= 0, f"--no-repeat-ngram must be >= 0, got {self.no_repeat_ngram}"),
+            (self.seed is None or 0 <= self.seed < 2**32, f"--seed must be in [0, 2^32), got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -47,6 +51,10 @@ class Sampling:
 RECOMMENDED_SAMPLING = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.2, "no_repeat_ngram": 4}
 
 
+MAX_TOKENS = 100_000  # per candidate; lyrics are far shorter, this only keeps memory sane
+MAX_SAMPLES = 4_096
+
+
 @dataclass
 class Structure:
     """Bounds on the shape of the text; generation always stops after max_tokens."""
@@ -57,8 +65,8 @@ class Structure:
     no_copy: bool = False  # never end a line that is a verbatim training line
 
     def __post_init__(self):
-        if self.max_tokens < 1:
-            raise LyricgenError(f"the number of tokens to generate must be positive, got {self.max_tokens}")
+        if not 1 <= self.max_tokens <= MAX_TOKENS:
+            raise LyricgenError(f"the number of tokens to generate must be in [1, {MAX_TOKENS}], got {self.max_tokens}")
         if self.lines < 0 or self.min_line_tokens < 0 or self.max_line_tokens < 0:
             raise LyricgenError("--lines, --min-line-tokens and --max-line-tokens must be >= 0")
         if self.max_line_tokens and self.min_line_tokens > self.max_line_tokens:
@@ -170,14 +178,18 @@ def generate_ids(model, vocab, start_ids: list[int], structure: Structure | None
     """
     structure = structure or Structure()
     sampling = sampling or Sampling()
-    if num_samples < 1:
-        raise LyricgenError(f"--num-samples must be positive, got {num_samples}")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise LyricgenError(f"--num-samples must be in [1, {MAX_SAMPLES}], got {num_samples}")
     model.eval()
     device = next(model.parameters()).device
     B, V, LB = num_samples, len(vocab), vocab.line_break_id
     generator = None
     if not sampling.greedy:
-        generator = torch.Generator().manual_seed(sampling.seed if sampling.seed is not None else torch.seed())
+        generator = torch.Generator()  # private: sampling never touches torch's global RNG
+        if sampling.seed is not None:
+            generator.manual_seed(sampling.seed)
+        else:
+            generator.seed()  # a nondeterministic seed for this generator only
     logits, hidden = model(torch.tensor([[LB] + list(start_ids)], device=device))  # (1, T, V)
     logits, hidden = logits[:, -1].expand(B, -1), _expand(hidden, B)
     history = [list(start_ids) for _ in range(B)]

@@ -1,7 +1,7 @@
 """A repeat model: lyrics repeat themselves (choruses, refrains), so predict that they will.
 
-At each position the model looks for the longest recent earlier occurrence of the last few tokens
-(at least MIN_MATCH) and predicts the token that followed it. Its weight alpha(m) depends on the
+At each position the model follows the most recent earlier occurrence of the last MIN_MATCH tokens
+(and keeps following it while the text goes on repeating it) and predicts the token that came next. Its weight alpha(m) depends on the
 length m of the match and is calibrated on the training stream: alpha(m) is the share of training
 positions with a match of length m whose prediction was right. Scoring mixes it with the network:
 

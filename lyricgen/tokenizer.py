@@ -54,7 +54,12 @@ def _segmenter():
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
-        jieba.dt.tmp_dir = str(private_dir(cache_dir() / "jieba"))
+        try:
+            jieba.dt.tmp_dir = str(private_dir(cache_dir() / "jieba"))
+        except OSError:  # no usable cache directory: a fresh private one for this process
+            import tempfile
+
+            jieba.dt.tmp_dir = tempfile.mkdtemp(prefix="lyricgen-jieba-")
         _jieba = jieba
     return _jieba
 
@@ -124,7 +129,10 @@ def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list
 
     if not use_cache:
         return tokenize_lines(lines)
-    path = cache_dir() / "tokens" / f"{cache_key(lines)}.json"
+    try:
+        path = cache_dir() / "tokens" / f"{cache_key(lines)}.json"
+    except OSError:  # no usable cache directory: tokenise without one
+        return tokenize_lines(lines)
     try:
         tokens = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(tokens, list) and len(tokens) == len(lines):
@@ -132,6 +140,7 @@ def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list
     except (OSError, ValueError):
         pass
     tokens = tokenize_lines(lines)
+    tmp = None
     try:
         private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
@@ -139,5 +148,6 @@ def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list
             json.dump(tokens, f, ensure_ascii=False, separators=(",", ":"))
         os.replace(tmp, path)
     except OSError:
-        pass
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return tokens

@@ -80,7 +80,8 @@ class RunState:
     epoch_loss_sum: float = 0.0  # sum of token losses in the epoch in progress
     epoch_tokens: int = 0
     epoch_train_s: float = 0.0  # time spent in optimizer steps in the epoch in progress
-    best_val_loss: float = math.inf
+    best_val_loss: float = math.inf  # at epoch ends: what the schedule and early stopping follow
+    best_saved_loss: float = math.inf  # of best.pt, which a time-budget stop mid-epoch may also write
     period_ref: float = math.inf  # best validation loss when the last period ended
     period_start_step: int = 0
     bad_periods: int = 0  # periods in a row without a better validation loss
@@ -231,11 +232,15 @@ class Trainer:
     def write_metrics(self) -> None:
         path = self.out_dir / "metrics.csv"
         tmp = path.with_name(".metrics.csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.state.metrics)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.state.metrics)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise LyricgenError(f"cannot write {path}: {e.strerror or e} (the checkpoints are saved)") from None
 
     # -- evaluation ------------------------------------------------------------------------------
     def validate(self):
@@ -286,17 +291,19 @@ class Trainer:
                              "loss": loss, "tokens_per_s": ntok / max(dt, 1e-9)})
                 if budget_end is not None and time.monotonic() + self._validation_s >= budget_end \
                         and st.batch_in_epoch < nb:
-                    row, improved = self._record(st.epoch + st.batch_in_epoch / nb)
-                    self._save(best=improved)
+                    # a mid-epoch score may update best.pt, never the schedule's best: a resumed run
+                    # then goes on exactly as an uninterrupted one would
+                    row, _, better = self._record(st.epoch + st.batch_in_epoch / nb, epoch_end=False)
+                    self._save(best=better)
                     if on_epoch:
                         on_epoch(row)
                     return "time_budget"
-            row, improved = self._record(st.epoch + 1)
+            row, _, better = self._record(st.epoch + 1, epoch_end=True)
             if self.data.val_ids and st.step - st.period_start_step >= MIN_PERIOD_STEPS:
                 self._end_period()
             st.epoch += 1
             st.batch_in_epoch, st.epoch_loss_sum, st.epoch_tokens, st.epoch_train_s = 0, 0.0, 0, 0.0
-            self._save(best=improved or not self.data.val_ids)
+            self._save(best=better or not self.data.val_ids)
             if on_epoch:
                 on_epoch(row)
             if st.bad_periods >= cfg.patience:
@@ -332,8 +339,9 @@ class Trainer:
         self.state.elapsed_s += now - self._clock
         self._clock = now
 
-    def _record(self, epoch_progress: float) -> tuple[dict, bool]:
-        """Validate and append a metrics row; returns (row, whether validation improved)."""
+    def _record(self, epoch_progress: float, epoch_end: bool) -> tuple[dict, bool, bool]:
+        """Validate and append a metrics row; returns (row, whether the schedule's best improved,
+        whether best.pt should be replaced)."""
         st = self.state
         val, rnn = self.validate()
         self._tick()
@@ -348,10 +356,13 @@ class Trainer:
             "elapsed_s": round(st.elapsed_s, 1),
         }
         st.metrics.append(row)
-        improved = val is not None and val.loss < st.best_val_loss
+        improved = epoch_end and val is not None and val.loss < st.best_val_loss
         if improved:
             st.best_val_loss = val.loss
-        return row, improved
+        better = val is not None and val.loss < st.best_saved_loss
+        if better:
+            st.best_saved_loss = val.loss
+        return row, improved, better
 
     def _save(self, best: bool) -> None:
         self._tick()

@@ -45,7 +45,6 @@ class Vocab:
             else:
                 for ch in w:
                     units[ch] += n
-        units[LINE_BREAK] += len(token_lines)
         for w in kept:  # characters inside kept words stay representable even if never alone
             for ch in w:
                 units.setdefault(ch, 0)

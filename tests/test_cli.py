@@ -344,3 +344,30 @@ def test_evaluate_held_out_matches_training_validation(cli, tiny_run):
     assert abs(scored["bpc_open_rnn"] - best["val_bpc_open_rnn"]) < 1e-3
     rc, whole, _ = cli("evaluate", "--checkpoint", tiny_run / "best.pt", TINY_CORPUS, "--json")
     assert json.loads(whole)["chars"] > scored["chars"]
+
+
+def test_review_fixes_give_one_error_line(cli, tiny_run, tmp_path, monkeypatch):
+    # non-finite numbers, out-of-range seeds and sizes are refused up front
+    ckpt = tiny_run / "best.pt"
+    for bad in (["--temperature", "inf"], ["--max-tokens", "1000000000000"], ["--num-samples", "100000"]):
+        rc, _, err = cli("generate", "--checkpoint", ckpt, "月光", *bad)
+        assert rc != 0
+        one_error_line(err)
+    # a held-out part that does not exist is an error, not a perfect score
+    short = tmp_path / "short.txt"
+    short.write_text("月光\n", encoding="utf-8")
+    rc, _, err = cli("evaluate", "--checkpoint", ckpt, short, "--held-out")
+    assert rc != 0
+    one_error_line(err)
+    # an unusable cache directory never fails generation or training
+    monkeypatch.setenv("LYRICGEN_CACHE", "/proc/lyricgen-cannot-exist")
+    rc, out, err = cli("generate", "--checkpoint", ckpt, "不分开的月光", "--max-tokens", "5")
+    assert rc == 0, err
+
+
+def test_force_starts_over_without_mixing_runs(cli, run_copy):
+    before = (run_copy / "best.pt").read_bytes()
+    rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--out", run_copy, "--force", *TINY_TRAIN,
+                     "--max-steps", "1", "--epochs", "1")
+    assert rc == 0, err
+    assert not (run_copy / "best.pt").exists() or (run_copy / "best.pt").read_bytes() != before
