@@ -131,6 +131,9 @@ def cmd_train(args) -> int:
     else:
         encoding = args.encoding or "utf-8"
         corpus = args.corpus or SAMPLE_CORPUS
+        if args.corpus is None and not SAMPLE_CORPUS.exists():
+            raise LyricgenError("the bundled sample corpus ships in the repository's data/ folder, which this "
+                                "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
         if args.epochs == 0:
             raise LyricgenError("--epochs must be at least 1 for a new run")
     lines = read_corpus(corpus, encoding)

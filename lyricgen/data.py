@@ -69,8 +69,10 @@ def split_lines(lines: list[str], val_fraction: float) -> tuple[list[str], list[
 
 def copied_share(train_lines: list[str], val_lines: list[str]) -> float:
     """Share of non-empty validation lines that also occur in the training part."""
-    seen = {line.strip() for line in train_lines}
-    val = [line.strip() for line in val_lines if line.strip()]
+    from .tokenizer import normalize_line  # the same notion of "the same line" as originality.py
+
+    seen = {normalize_line(line) for line in train_lines}
+    val = [x for x in (normalize_line(line) for line in val_lines) if x]
     return sum(line in seen for line in val) / len(val) if val else 0.0
 
 

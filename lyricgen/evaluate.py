@@ -89,7 +89,8 @@ def mix_repeats(nll: torch.Tensor, ids: list[int], alpha: list[float]) -> torch.
     from .repeat import predictions
 
     preds = predictions(ids)
-    a = torch.tensor([alpha[m] if pred >= 0 else 0.0 for pred, m in preds], dtype=torch.float64)
+    top = len(alpha) - 1  # the checkpoint's own table, whatever MAX_MATCH is now
+    a = torch.tensor([alpha[min(m, top)] if pred >= 0 else 0.0 for pred, m in preds], dtype=torch.float64)
     hit = torch.tensor([pred == x for (pred, _), x in zip(preds, ids)], dtype=torch.bool)
     logp = -nll.double().cpu() + torch.log1p(-a)
     logp = torch.where(hit, torch.logaddexp(logp, torch.log(a.clamp(min=1e-300))), logp)
