@@ -4,7 +4,6 @@ A thin layer over the library: it parses options, prints, shows progress and tur
 LyricgenError into one `lyricgen: error: ...` line on stderr and a non-zero exit.
 """
 import argparse
-import hashlib
 import json
 import signal
 import sys
@@ -102,13 +101,9 @@ def _given(args, names) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-def _corpus_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cmd_train(args) -> int:
     from .checkpoint import load_checkpoint
-    from .data import read_corpus
+    from .data import read_corpus_with_digest
     from .model import ModelConfig, count_parameters
     from .runtime import make_deterministic, resolve_device
     from .train import RESUME_OVERRIDES, TokenizerConfig, TrainConfig, resume_run, start_run
@@ -136,8 +131,7 @@ def cmd_train(args) -> int:
                                 "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
         if args.epochs == 0:
             raise LyricgenError("--epochs must be at least 1 for a new run")
-    lines = read_corpus(corpus, encoding)
-    digest = _corpus_hash(corpus)
+    lines, digest = read_corpus_with_digest(corpus, encoding)
     if ckpt is not None and ckpt.get("corpus", {}).get("sha256") not in (None, digest):
         raise LyricgenError(f"{corpus} is not the corpus this checkpoint was trained on (its content changed)")
     corpus_info = {"path": str(Path(corpus).resolve()), "sha256": digest, "lines": len(lines), "encoding": encoding}
@@ -265,10 +259,10 @@ GENERATE_OPTIONS = ("max_tokens", "lines", "min_line_tokens", "max_line_tokens",
 
 
 def _write(writer, start: str, options: dict, as_json: bool) -> None:
-    _, unknown = writer.prompt(start)
+    ids, unknown = writer.prompt(start)
     if unknown:
         print(f"lyricgen: note: not in the vocabulary, left out of the prompt: {''.join(unknown)}", file=sys.stderr)
-    candidates = writer.generate(start, **options)
+    candidates = writer.generate(start, **options, prompt_ids=ids)
     if as_json:
         print(json.dumps([vars(c) for c in candidates], ensure_ascii=False))
         return

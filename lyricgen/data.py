@@ -18,6 +18,13 @@ IGNORE = -100  # cross_entropy's ignore_index: padding targets that no token sta
 
 def read_corpus(path, encoding: str = "utf-8") -> list[str]:
     """Lyric lines of a text file, one per line; refuses anything that is not usable text."""
+    return read_corpus_with_digest(path, encoding)[0]
+
+
+def read_corpus_with_digest(path, encoding: str = "utf-8") -> tuple[list[str], str]:
+    """read_corpus, plus the sha256 of the file's bytes (read once), which a checkpoint records."""
+    import hashlib
+
     path = Path(path)
     if not path.exists():
         raise LyricgenError(f"corpus not found: {path}")
@@ -27,7 +34,7 @@ def read_corpus(path, encoding: str = "utf-8") -> list[str]:
         data = path.read_bytes()
     except OSError as e:
         raise LyricgenError(f"cannot read corpus {path}: {e.strerror or e}") from None
-    return decode_lines(data, str(path), encoding)
+    return decode_lines(data, str(path), encoding), hashlib.sha256(data).hexdigest()
 
 
 def decode_lines(data: bytes, name: str, encoding: str = "utf-8") -> list[str]:

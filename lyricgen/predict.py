@@ -282,11 +282,13 @@ class Lyricist:
     def generate(self, start: str, max_tokens: int = 100, lines: int = 0, min_line_tokens: int = 1,
                  max_line_tokens: int = 0, no_copy: bool = False, num_samples: int = 1,
                  temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-                 repetition_penalty: float = 1.0, no_repeat_ngram: int = 0, seed: int | None = None) -> list[Candidate]:
-        """Candidates continuing `start`, best (highest mean log-probability) first."""
+                 repetition_penalty: float = 1.0, no_repeat_ngram: int = 0, seed: int | None = None,
+                 prompt_ids: list[int] | None = None) -> list[Candidate]:
+        """Candidates continuing `start`, best (highest mean log-probability) first. `prompt_ids`
+        skips resolving `start` again when the caller already did (`prompt`)."""
         structure = Structure(max_tokens, lines, min_line_tokens, max_line_tokens, no_copy)
         sampling = Sampling(temperature, top_k, top_p, repetition_penalty, no_repeat_ngram, seed)
-        ids, _ = self.prompt(start)
+        ids = prompt_ids if prompt_ids is not None else self.prompt(start)[0]
         out, lengths, scores = generate_ids(self.model, self.vocab, ids, structure, sampling, num_samples,
                                             self.originality)
         head = normalize_line(start)
