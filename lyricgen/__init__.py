@@ -3,20 +3,36 @@
     >>> import lyricgen
     >>> writer = lyricgen.load("checkpoints/best.pt")          # only the checkpoint is read
     >>> for c in writer.generate("月光", lines=4, num_samples=3, temperature=0.8, seed=1):
-    ...     print(c.score, c.copied_lines, c.longest_copy, c.text, sep="\n")
+    ...     print(c.score, c.copied_lines, c.longest_copy, c.text, sep="\\n")
 
-The library modules are tokenizer, vocab, data, model, train, checkpoint, evaluate, predict; the
-command line (`lyricgen ...`, `python -m lyricgen ...`) is a thin layer over them in cli.
+Where things live (one concern per module; a package per group of them):
+
+    config.py        every typed config: model, tokenizer, training, run, sampling, structure
+    options.py       how a config field declares its default, bounds and help; the CLI derived from it
+    checkpoint.py    the checkpoint file format: typed parts, atomic save, safe validated load
+    side_models.py   the small models fitted beside the network (unk, repeat, originality)
+    model.py         Embedding -> RNN/GRU/LSTM -> Linear; computes only
+    fileio.py        atomic writes and the private cache directory
+    runtime.py       device choice, threads, determinism
+    cli.py           `lyricgen ...`: parses, calls the library, prints
+    text/            corpus files, tokenizer (jieba), vocabulary, downloads       (no torch)
+    training/        training data, run state, the training loop, starting and resuming runs
+    scoring/         perplexity and bpc-open, the unk and repeat models, evaluating a file
+    writing/         sampling, generation, the Lyricist API, interactive sessions, originality, loops
+
+The groups follow the data: text becomes ids (text), ids train a model (training), a model scores
+text (scoring) and writes it (writing). Each group's __init__ says what its modules own.
 """
-__version__ = "0.1.0"
-__all__ = ["load", "Lyricist", "Candidate", "LyricgenError"]
+from ._version import __version__
+
+__all__ = ["load", "Lyricist", "Candidate", "LyricgenError", "__version__"]
 
 
 def __getattr__(name):  # lazy: `import lyricgen` alone stays cheap (no torch)
     if name in ("load", "Lyricist", "Candidate"):
-        from . import predict
+        from .writing import lyricist
 
-        return getattr(predict, name)
+        return getattr(lyricist, name)
     if name == "LyricgenError":
         from .errors import LyricgenError
 

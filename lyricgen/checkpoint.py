@@ -1,69 +1,110 @@
-"""One self-describing checkpoint file: atomic save, safe and validated load.
+"""The checkpoint file format: built, read and validated here and nowhere else.
 
-The file is a dict of plain containers and tensors (no pickled classes), so it always loads with
-torch.load(weights_only=True); a file crafted to run code on unpickling is refused by that loader.
-Saving writes a temporary file in the same directory, fsyncs it, renames it over the target and
-fsyncs the directory: a crash, a full disk or a kill at any moment leaves the previous file intact.
+A checkpoint is one self-describing file; generation needs it and nothing else. In memory it is a
+`Checkpoint` of typed parts; on disk a dict of plain containers and tensors (no pickled classes),
+so it always loads with torch.load(weights_only=True), and a file crafted to run code on unpickling
+is refused by that loader. Saving is atomic (fileio.atomic_write).
+
+    format, format_version, versions          what wrote it (lyricgen, torch, jieba)
+    model_config, tokenizer, vocab, model     the network: its shape, tokenizer settings, ids, weights
+    side_models                               unk, repeat and originality (side_models.py)
+    corpus                                    path, sha256, lines, encoding (resume checks it)
+    training                                  config, state, optimizer, rng: only what resume needs
+
+Format 1 (lyricgen 0.1) kept the side models and the training state at the top level, with a
+ReduceLROnPlateau scheduler; `from_dict` converts it, so those files keep loading and resuming.
 """
-import os
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ._version import __version__
+from .config import ModelConfig, TokenizerConfig, TrainConfig
 from .errors import LyricgenError
-from .model import LyricsRNN, ModelConfig
-from .vocab import Vocab
+from .fileio import atomic_write
+from .side_models import SideModels
+from .text.corpus import CorpusInfo
+from .text.vocab import Vocab
+from .training.state import RunState
 
 FORMAT = "lyricgen-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format", "format_version", "model_config", "tokenizer", "vocab", "model")
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # some platforms cannot open directories; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+@dataclass
+class TrainingState:
+    """What resuming a run needs beyond the weights."""
+    config: TrainConfig
+    state: RunState
+    optimizer: dict  # torch.optim.Optimizer.state_dict()
+    rng: dict  # torch (and CUDA) RNG states
 
 
-def temp_prefix(path: Path) -> str:
-    return f".{path.name}.tmp-"
+@dataclass
+class Checkpoint:
+    model_config: ModelConfig
+    tokenizer: TokenizerConfig
+    vocab: Vocab
+    weights: dict  # the model's state_dict, on the CPU
+    side: SideModels = field(default_factory=SideModels)
+    corpus: CorpusInfo | None = None
+    training: TrainingState | None = None  # None in a file that can generate and evaluate only
+    versions: dict = field(default_factory=dict)
+
+    def build_model(self):
+        """The network this checkpoint describes, with its weights."""
+        from .model import LyricsRNN
+
+        model = LyricsRNN(self.model_config)
+        try:
+            model.load_state_dict(self.weights)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()
+            raise LyricgenError(f"checkpoint weights do not match its config: {' '.join(first[:2])[:300]}") from None
+        return model
+
+    def without_training(self) -> "Checkpoint":
+        """A generation-only copy: no optimizer or RNG state."""
+        return Checkpoint(self.model_config, self.tokenizer, self.vocab, self.weights, self.side, self.corpus, None,
+                          self.versions)
 
 
-def save_checkpoint(ckpt: dict, path) -> None:
+def current_versions() -> dict:
+    from .text.tokenizer import jieba_version
+
+    return {"lyricgen": __version__, "torch": str(torch.__version__), "jieba": jieba_version()}
+
+
+def to_dict(ckpt: Checkpoint) -> dict:
+    d = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": dict(ckpt.versions) or current_versions(),
+        "model_config": ckpt.model_config.to_dict(),
+        "tokenizer": ckpt.tokenizer.to_dict(),
+        "vocab": ckpt.vocab.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in ckpt.weights.items()},
+        "side_models": ckpt.side.to_dict(),
+    }
+    if ckpt.corpus is not None:
+        d["corpus"] = ckpt.corpus.to_dict()
+    if ckpt.training is not None:
+        t = ckpt.training
+        d["training"] = {"config": t.config.to_dict(), "state": t.state.to_dict(), "optimizer": t.optimizer,
+                         "rng": t.rng}
+    return d
+
+
+def save_checkpoint(ckpt: Checkpoint, path) -> None:
     """Atomically write `ckpt` to `path`; any failure leaves the old file as it was."""
-    path = Path(path)
-    directory = path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob(temp_prefix(path) + "*"):  # left by a killed save
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=directory)
-    except OSError as e:
-        raise LyricgenError(f"cannot save checkpoint {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise LyricgenError(f"cannot save checkpoint {path}: {e.strerror or e}; the previous file is unchanged") from None
-        raise
-    _fsync_dir(directory)
+    d = to_dict(ckpt)
+    atomic_write(path, lambda f: torch.save(d, f), "checkpoint")
 
 
-def load_checkpoint(path) -> dict:
-    """Read and validate a checkpoint; every problem becomes one LyricgenError line."""
+def read_raw(path) -> dict:
+    """The stored dict, read safely (weights_only) but not validated; every problem is one line."""
     path = Path(path)
     if not path.exists():
         raise LyricgenError(f"checkpoint not found: {path}")
@@ -73,55 +114,84 @@ def load_checkpoint(path) -> dict:
         raise LyricgenError(f"checkpoint {path} is empty")
     try:
         # mmap: generation touches the weights only, not the optimizer state beside them
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # a truncated zip, random bytes, a pickle with forbidden globals...
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             reason = "it contains objects other than tensors and plain containers, refused for safety"
         raise LyricgenError(f"{path} is not a readable lyricgen checkpoint: {reason[:200]}") from None
-    validate(ckpt, path)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read and validate a checkpoint file."""
+    return from_dict(read_raw(path), path)
+
+
+def from_dict(d, path="checkpoint") -> Checkpoint:
+    """Validate a stored dict (format 1 or 2) and turn it into typed parts."""
+    _check_header(d, path)
+    if d["format_version"] == 1:
+        d = _upgrade_v1(d)
+    try:
+        ckpt = Checkpoint(
+            model_config=ModelConfig.from_dict(d["model_config"]),
+            tokenizer=TokenizerConfig.from_dict(d["tokenizer"]),
+            vocab=Vocab.from_dict(d["vocab"]),
+            weights=d["model"],
+            side=SideModels.from_dict(d.get("side_models") or {}),
+            corpus=CorpusInfo.from_dict(d["corpus"]) if d.get("corpus") else None,
+            training=_training(d["training"]) if d.get("training") else None,
+            versions=dict(d.get("versions") or {}),
+        )
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise LyricgenError(f"checkpoint {path} has an invalid model config or vocabulary: {e}") from None
+    _check_weights(ckpt, path)
     return ckpt
 
 
-def validate(ckpt, path) -> None:
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+def _training(t: dict) -> TrainingState:
+    return TrainingState(TrainConfig.from_dict(t["config"]), RunState.from_dict(t["state"]), t["optimizer"], t["rng"])
+
+
+def _check_header(d, path) -> None:
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise LyricgenError(f"{path} is not a lyricgen checkpoint (wrong format marker)")
-    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    missing = [k for k in REQUIRED_KEYS if k not in d]
     if missing:
         raise LyricgenError(f"checkpoint {path} is missing {', '.join(missing)}")
-    version = ckpt["format_version"]
-    if not isinstance(version, int) or version < 1:
+    version = d["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise LyricgenError(f"checkpoint {path} has an invalid format version {version!r}")
     if version > FORMAT_VERSION:
-        raise LyricgenError(
-            f"checkpoint {path} has format version {version}, newer than this lyricgen reads ({FORMAT_VERSION}); upgrade lyricgen"
-        )
-    try:
-        config = ModelConfig(**ckpt["model_config"])
-        vocab = Vocab.from_dict(ckpt["vocab"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise LyricgenError(f"checkpoint {path} has an invalid model config or vocabulary: {e}") from None
-    weights = ckpt["model"]
+        raise LyricgenError(f"checkpoint {path} has format version {version}, newer than this lyricgen reads "
+                            f"({FORMAT_VERSION}); upgrade lyricgen")
+
+
+def _check_weights(ckpt: Checkpoint, path) -> None:
+    weights = ckpt.weights
     if not isinstance(weights, dict) or not isinstance(weights.get("embedding.weight"), torch.Tensor):
         raise LyricgenError(f"checkpoint {path} has no model weights")
     rows = weights["embedding.weight"].shape[0]
-    if not (len(vocab) == config.vocab_size == rows):
-        raise LyricgenError(
-            f"checkpoint {path} is inconsistent: vocabulary has {len(vocab)} entries, config says "
-            f"{config.vocab_size}, weights have {rows} rows"
-        )
+    if not (len(ckpt.vocab) == ckpt.model_config.vocab_size == rows):
+        raise LyricgenError(f"checkpoint {path} is inconsistent: vocabulary has {len(ckpt.vocab)} entries, config "
+                            f"says {ckpt.model_config.vocab_size}, weights have {rows} rows")
     for name, tensor in weights.items():
         if not isinstance(tensor, torch.Tensor) or not torch.isfinite(tensor).all():
             raise LyricgenError(f"checkpoint {path} has non-finite values in weight {name}")
 
 
-def model_from_checkpoint(ckpt: dict, path="checkpoint") -> tuple[LyricsRNN, Vocab]:
-    """Rebuild the model and vocabulary a (validated) checkpoint describes."""
-    model = LyricsRNN(ModelConfig(**ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise LyricgenError(f"checkpoint {path} weights do not match its config: {' '.join(first[:2])[:300]}") from None
-    return model, Vocab.from_dict(ckpt["vocab"])
-
+def _upgrade_v1(d: dict) -> dict:
+    """Format 1 -> 2: side models and training state move under their own keys; the plateau
+    counters of ReduceLROnPlateau become the run state's own."""
+    side = {"unk": {"prob": float(d.get("unk_prob", 0.0))}, "repeat": {"alpha": list(d.get("repeat_alpha") or [])}}
+    if d.get("originality"):
+        side["originality"] = d["originality"]
+    new = {k: d[k] for k in (*REQUIRED_KEYS, "versions", "corpus") if k in d}
+    new["side_models"] = side
+    if all(k in d for k in ("train_config", "state", "optimizer", "rng")):
+        state = dict(d["state"])
+        state["period_best"] = state.pop("best_val_loss", float("inf"))
+        state["best_loss"] = state.pop("best_saved_loss", state["period_best"])
+        state["lr_bad_periods"] = int((d.get("scheduler") or {}).get("num_bad_epochs", 0))
+        new["training"] = {"config": d["train_config"], "state": state, "optimizer": d["optimizer"], "rng": d["rng"]}
+    return new

@@ -1,37 +1,15 @@
-"""Embedding -> RNN/GRU/LSTM -> Linear language model. Only computes: no file I/O, no printing."""
-from dataclasses import asdict, dataclass
+"""Embedding -> RNN/GRU/LSTM -> Linear language model. Only computes: no file I/O, no printing.
 
+Its shape is a ModelConfig (config.py), stored in every checkpoint.
+"""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+from .config import ModelConfig
 
-
-@dataclass
-class ModelConfig:
-    vocab_size: int
-    # defaults: the best held-out bpc per CPU-minute we measured (docs/tuning.md)
-    cell: str = "lstm"
-    embed_dim: int = 256
-    hidden_size: int = 512
-    num_layers: int = 1
-    dropout: float = 0.6  # on the embeddings' outputs, between layers and before the output layer
-    embed_dropout: float = 0.3  # drops whole vocabulary entries (every occurrence in a batch)
-    tie_weights: bool = True
-
-    def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
-        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("dropout", "embed_dropout"):
-            if not 0.0 <= float(getattr(self, name)) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight matrices per recurrent layer
 
 
 class LyricsRNN(nn.Module):
@@ -47,7 +25,7 @@ class LyricsRNN(nn.Module):
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
         rnn_kwargs = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
-        self.rnn = CELLS[c.cell](
+        self.rnn = RNN_CLASSES[c.cell](
             c.embed_dim, c.hidden_size, num_layers=c.num_layers, batch_first=True,
             dropout=c.dropout if c.num_layers > 1 else 0.0, **rnn_kwargs,
         )
@@ -94,3 +72,17 @@ def detach_hidden(hidden):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def macs_per_token(config: ModelConfig) -> int:
+    """Multiply-accumulates of one forward step per token: the recurrent layers and the output layer
+    (the embedding lookup is free). Training costs about 3x this (forward and backward)."""
+    recurrent = 0
+    for layer in range(config.num_layers):
+        inputs = config.embed_dim if layer == 0 else config.hidden_size
+        recurrent += GATES[config.cell] * (inputs + config.hidden_size) * config.hidden_size
+    out_dim = config.hidden_size
+    projection = 0
+    if config.tie_weights and config.hidden_size != config.embed_dim:
+        projection, out_dim = config.hidden_size * config.embed_dim, config.embed_dim
+    return recurrent + projection + out_dim * config.vocab_size

@@ -4,9 +4,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .config import DEVICES
 from .errors import LyricgenError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,6 +36,13 @@ def cpu_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def generation_threads(device: torch.device) -> None:
+    """Generation and scoring on the CPU are chains of tiny matrix products: one thread is fastest,
+    and far faster when another process shares the cores (docs/tuning.md)."""
+    if device.type == "cpu":
+        torch.set_num_threads(1)
 
 
 def make_deterministic(device: torch.device) -> None:

@@ -12,9 +12,9 @@ import argparse
 import json
 import sys
 
-from lyricgen.originality import repeats_a_line, repeats_a_phrase
-from lyricgen.predict import RECOMMENDED_SAMPLING as RECOMMENDED
-from lyricgen.predict import Lyricist
+from lyricgen.config import SAMPLE_PRESET as RECOMMENDED
+from lyricgen.writing.lyricist import Lyricist
+from lyricgen.writing.loops import repeats_a_line, repeats_a_phrase
 
 
 def count_loops(writer: Lyricist, words: list[str], options: dict, max_tokens: int) -> dict:

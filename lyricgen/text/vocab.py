@@ -33,7 +33,7 @@ class Vocab:
         return token in self.index
 
     @classmethod
-    def build(cls, token_lines: list[list[str]], min_freq: int = 2) -> "Vocab":
+    def build(cls, token_lines: list[list[str]], min_freq: int) -> "Vocab":
         if min_freq < 1:
             raise ValueError("min_freq must be at least 1")
         words = Counter(tok for line in token_lines for tok in line)

@@ -5,14 +5,13 @@ the repository never contains them; users fetch them with `lyricgen download jay
 """
 import hashlib
 import io
-import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
-from .errors import LyricgenError
+from ..errors import LyricgenError
+from ..fileio import atomic_write
 
 CORPORA = {
     "jaychou": {
@@ -53,20 +52,6 @@ def unpack(data: bytes, member: str) -> bytes:
         raise LyricgenError(f"the download is not a valid zip: {e}") from None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def download(name: str, out=None, url: str | None = None, zip_sha256: str | None = None,
              force: bool = False) -> tuple[Path, bool]:
     """Download corpus `name`; returns (path, whether it was written). Nothing is written unless
@@ -91,8 +76,5 @@ def download(name: str, out=None, url: str | None = None, zip_sha256: str | None
     text = unpack(data, spec["member"])
     if sha256(text) != spec["text_sha256"]:
         raise LyricgenError(f"{spec['member']} in the zip does not match its known checksum; nothing was written")
-    try:
-        write_atomic(path, text)
-    except OSError as e:
-        raise LyricgenError(f"cannot write {path}: {e.strerror or e}") from None
+    atomic_write(path, text, "corpus")
     return path, True

@@ -9,9 +9,10 @@ never pays for loading its dictionary. Its dictionary cache goes to a private di
 (mode 0700), not to the shared, world-writable temp directory jieba uses by default.
 """
 import logging
-import os
 import re
-from pathlib import Path
+
+from ..errors import LyricgenError
+from ..fileio import atomic_write, cache_dir, private_dir
 
 LINE_BREAK = "\n"
 SPACE = " "
@@ -25,29 +26,6 @@ def normalize_line(line: str) -> str:
     return _WHITESPACE.sub(SPACE, line).strip()
 
 
-def cache_dir() -> Path:
-    """Private cache directory: $LYRICGEN_CACHE, else $XDG_CACHE_HOME/lyricgen, else ~/.cache/lyricgen."""
-    root = os.environ.get("LYRICGEN_CACHE")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "lyricgen")
-    return private_dir(Path(root))
-
-
-def private_dir(path: Path) -> Path:
-    """`path` as a directory only its owner can use (created 0700; an existing one is tightened)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        try:
-            os.chmod(path, 0o700)
-        except OSError:
-            from .errors import LyricgenError
-
-            raise LyricgenError(f"cache directory {path} is shared with other users and not ours to fix; "
-                                "set LYRICGEN_CACHE to a private directory") from None
-    return path
-
-
 def _segmenter():
     global _jieba
     if _jieba is None:
@@ -56,7 +34,7 @@ def _segmenter():
         jieba.setLogLevel(logging.WARNING)
         try:
             jieba.dt.tmp_dir = str(private_dir(cache_dir() / "jieba"))
-        except OSError:  # no usable cache directory: a fresh private one for this process
+        except (OSError, LyricgenError):  # no usable cache directory: a fresh private one for this process
             import tempfile
 
             jieba.dt.tmp_dir = tempfile.mkdtemp(prefix="lyricgen-jieba-")
@@ -125,13 +103,12 @@ def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list
     or corrupt entry is ignored and rewritten; failing to write the cache never fails the caller.
     """
     import json
-    import tempfile
 
     if not use_cache:
         return tokenize_lines(lines)
     try:
         path = cache_dir() / "tokens" / f"{cache_key(lines)}.json"
-    except OSError:  # no usable cache directory: tokenise without one
+    except (OSError, LyricgenError):  # no usable cache directory: tokenise without one
         return tokenize_lines(lines)
     try:
         tokens = json.loads(path.read_text(encoding="utf-8"))
@@ -140,14 +117,9 @@ def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list
     except (OSError, ValueError):
         pass
     tokens = tokenize_lines(lines)
-    tmp = None
     try:
         private_dir(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(tokens, f, ensure_ascii=False, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(path, json.dumps(tokens, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), "token cache")
+    except (OSError, LyricgenError):
+        pass
     return tokens

@@ -7,14 +7,9 @@ make the figure look better. The text is scored as one stream, the hidden state 
 to line, after the tokenizer's whitespace normalisation (which only removes characters, so the
 division is by the normalised, smaller count).
 
-Lyrics repeat their choruses, which a recurrent network cannot recall from one reading; the
-scoring distribution mixes in the repeat model of repeat.py for that (and reports the network alone
-beside it, so both figures are always at hand).
-
-The model never sees `<unk>` as a training target, so on its own it would give unseen characters
-almost no probability. The scoring distribution therefore mixes in the Good-Turing estimate of
-the unseen-character rate, unk_prob (share of training tokens that are characters seen once):
-p(w) = (1 - unk_prob) * p_model(w) + unk_prob * [w == <unk>].
+The scoring distribution completes the network's with two side models: the unseen-character mass
+of unk.py, and the repeat model of repeat.py for choruses (reported beside the network alone, so
+both figures are always at hand).
 """
 import math
 from dataclasses import asdict, dataclass
@@ -22,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import detach_hidden
+from ..model import detach_hidden
 
 UNK_CHAR_BITS = math.log2(20992)  # cost of spelling out one character the model cannot represent
 
@@ -52,15 +47,23 @@ class Score:
         return {**asdict(self), "loss": self.loss, "ppl": self.ppl, "bpc_open": self.bpc_open}
 
 
+@dataclass
+class Text:
+    """A text ready to score: its ids as one stream (line breaks included), its character count
+    (line breaks counted) and the characters its `<unk>` ids stand for."""
+    ids: list[int]
+    chars: int
+    unk_chars: int
+
+    @classmethod
+    def encode(cls, vocab, token_lines: list[list[str]]) -> "Text":
+        ids, unk_chars = vocab.encode_lines(token_lines)
+        return cls(ids, count_chars(token_lines), unk_chars)
+
+
 def count_chars(token_lines: list[list[str]]) -> int:
     """Characters of the normalised text, each line break counted as one."""
     return sum(len("".join(line)) + 1 for line in token_lines)
-
-
-def good_turing_unk_prob(counts: list[int], tokens: list[str], total: int) -> float:
-    """Probability mass for unseen characters: the share of training tokens that are singleton characters."""
-    singletons = sum(1 for tok, n in zip(tokens, counts) if n == 1 and len(tok) == 1)
-    return max(singletons, 1) / max(total, 1)
 
 
 @torch.no_grad()
@@ -84,37 +87,16 @@ def token_nll(model, ids: list[int], context_id: int, unk_id: int, unk_prob: flo
     return torch.cat(losses) if losses else torch.zeros(0)
 
 
-def mix_repeats(nll: torch.Tensor, ids: list[int], alpha: list[float]) -> torch.Tensor:
-    """Per-token nll after mixing in the repeat model (see repeat.py) with weights alpha[m]."""
-    from .repeat import predictions
-
-    preds = predictions(ids)
-    top = len(alpha) - 1  # the checkpoint's own table, whatever MAX_MATCH is now
-    a = torch.tensor([alpha[min(m, top)] if pred >= 0 else 0.0 for pred, m in preds], dtype=torch.float64)
-    hit = torch.tensor([pred == x for (pred, _), x in zip(preds, ids)], dtype=torch.bool)
-    logp = -nll.double().cpu() + torch.log1p(-a)
-    logp = torch.where(hit, torch.logaddexp(logp, torch.log(a.clamp(min=1e-300))), logp)
-    return -logp
-
-
-def score(model, ids: list[int], chars: int, unk_chars: int, vocab, unk_prob: float, device,
-          repeat_alpha: list[float] | None = None) -> tuple[Score, Score]:
+def score(model, text: Text, vocab, unk, device, repeat=None) -> tuple[Score, Score]:
     """(score of the model as used, score of the network alone). They differ only when a repeat
-    model is given: the first then mixes it in, the second is the plain network."""
-    nll = token_nll(model, ids, vocab.line_break_id, vocab.unk_id, unk_prob, device).cpu()
-    unk = sum(1 for i in ids if i == vocab.unk_id)
+    model is given (`unk`: an UnkModel, `repeat`: a RepeatModel or None)."""
+    nll = token_nll(model, text.ids, vocab.line_break_id, vocab.unk_id, unk.prob, device).cpu()
+    unk_count = sum(1 for i in text.ids if i == vocab.unk_id)
 
     def make(per_token: torch.Tensor) -> Score:
         total = float(per_token.sum())
-        return Score(tokens=len(ids), chars=chars, unk=unk, unk_chars=unk_chars, nll=total,
-                     bits=total / math.log(2) + unk_chars * UNK_CHAR_BITS)
+        return Score(tokens=len(text.ids), chars=text.chars, unk=unk_count, unk_chars=text.unk_chars, nll=total,
+                     bits=total / math.log(2) + text.unk_chars * UNK_CHAR_BITS)
 
     plain = make(nll)
-    return (make(mix_repeats(nll, ids, repeat_alpha)) if repeat_alpha else plain), plain
-
-
-def score_lines(model, vocab, token_lines: list[list[str]], unk_prob: float, device,
-                repeat_alpha: list[float] | None = None) -> tuple[Score, Score]:
-    """Score tokenised lyric lines (each followed by a line break) as one stream."""
-    ids, unk_chars = vocab.encode_lines(token_lines)
-    return score(model, ids, count_chars(token_lines), unk_chars, vocab, unk_prob, device, repeat_alpha)
+    return (make(repeat.mix(nll, text.ids)) if repeat is not None and repeat.alpha else plain), plain

@@ -11,11 +11,10 @@ MIN_SPAN or more characters occurs in the training corpus, and from a known phra
 checkpoints of a corpus you may not redistribute with that in mind.
 """
 import hashlib
-import re
 
 import torch
 
-from .tokenizer import normalize_line
+from ..text.tokenizer import normalize_line
 
 MAX_SPAN = 32  # longer copied spans are reported as MAX_SPAN (lines longer than this still count whole)
 MIN_SPAN = 4  # shorter shared spans are everyday phrases, not copies; it also keeps guessing costly
@@ -26,34 +25,44 @@ def text_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
-def fingerprint(train_lines: list[str]) -> dict:
-    """Hashes of the training lines and of their substrings, as sorted int64 tensors."""
-    lines = {normalize_line(line) for line in train_lines}
-    lines.discard("")
-    spans = set()
-    for line in lines:
-        n = len(line)
-        if n > MAX_LINE:
-            continue
-        for i in range(n - MIN_SPAN + 1):
-            for j in range(i + MIN_SPAN, min(n, i + MAX_SPAN) + 1):
-                spans.add(line[i:j])
-    return {
-        "line_hashes": torch.tensor(sorted(text_hash(x) for x in lines), dtype=torch.long),
-        "span_hashes": torch.tensor(sorted(text_hash(x) for x in spans), dtype=torch.long),
-        "max_span": MAX_SPAN,
-    }
-
-
 class Originality:
-    def __init__(self, fp: dict):
-        self.lines = set(fp["line_hashes"].tolist())
-        self.spans = set(fp["span_hashes"].tolist())
-        self.max_span = int(fp["max_span"])
+    """Lookups against the hashes of a training corpus; `fit` makes them, to_dict/from_dict carry them
+    through the checkpoint (as sorted int64 tensors)."""
+
+    def __init__(self, line_hashes, span_hashes, max_span: int = MAX_SPAN):
+        self.line_hashes = set(line_hashes)
+        self.span_hashes = set(span_hashes)
+        self.max_span = int(max_span)
+
+    @classmethod
+    def fit(cls, train_lines: list[str]) -> "Originality":
+        """Hashes of the training lines and of their substrings of MIN_SPAN to MAX_SPAN characters."""
+        lines = {normalize_line(line) for line in train_lines}
+        lines.discard("")
+        spans = set()
+        for line in lines:
+            n = len(line)
+            if n > MAX_LINE:
+                continue
+            for i in range(n - MIN_SPAN + 1):
+                for j in range(i + MIN_SPAN, min(n, i + MAX_SPAN) + 1):
+                    spans.add(line[i:j])
+        return cls({text_hash(x) for x in lines}, {text_hash(x) for x in spans}, MAX_SPAN)
+
+    def to_dict(self) -> dict:
+        return {
+            "line_hashes": torch.tensor(sorted(self.line_hashes), dtype=torch.long),
+            "span_hashes": torch.tensor(sorted(self.span_hashes), dtype=torch.long),
+            "max_span": self.max_span,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Originality":
+        return cls(d["line_hashes"].tolist(), d["span_hashes"].tolist(), int(d["max_span"]))
 
     def is_training_line(self, line: str) -> bool:
         line = normalize_line(line)
-        return bool(line) and text_hash(line) in self.lines
+        return bool(line) and text_hash(line) in self.line_hashes
 
     def longest_copy(self, line: str) -> int:
         """Length of the longest substring of `line` that occurs inside some training line."""
@@ -62,7 +71,7 @@ class Originality:
         for i in range(len(line)):
             # grow the span from i while it is still found; spans only shrink their chance as they grow
             for j in range(i + best + 1, min(len(line), i + self.max_span) + 1):
-                if text_hash(line[i:j]) in self.spans:
+                if text_hash(line[i:j]) in self.span_hashes:
                     best = j - i
                 else:
                     break
@@ -75,24 +84,3 @@ class Originality:
             "copied_lines": copied / len(lines) if lines else 0.0,
             "longest_copy": max((self.longest_copy(line) for line in lines), default=0),
         }
-
-
-_PHRASE_LOOP = re.compile(r"(\S.{1,23}?)\1{2,}", re.DOTALL)
-
-
-def repeats_a_phrase(text: str) -> bool:
-    """True when a phrase of 2 to 24 characters occurs 3 times in a row anywhere, across line
-    breaks too ("我的 我的 我的"): the loop greedy decoding falls into inside one long line."""
-    return _PHRASE_LOOP.search(text) is not None
-
-
-def repeats_a_line(text: str, times: int = 3) -> bool:
-    """True when the same non-empty line occurs `times` times in a row: the loop greedy decoding
-    of a small model falls into ("我想了空 / 我想了空 / 我想了空")."""
-    lines = [normalize_line(x) for x in text.split("\n")]
-    run = 1
-    for prev, line in zip(lines, lines[1:]):
-        run = run + 1 if line and line == prev else 1
-        if run >= times:
-            return True
-    return False

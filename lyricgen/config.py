@@ -1,0 +1,136 @@
+"""Every typed config, each option declared once (its default, bounds and help; see options.py).
+
+    ModelConfig      the network's shape              (stored in the checkpoint, fixed on resume)
+    TokenizerConfig  how text becomes vocabulary      (stored, fixed on resume)
+    TrainConfig      optimisation and stopping        (stored; some options may change on resume)
+    RunConfig        where a training run reads and writes, and on what device (per invocation)
+    SamplingConfig   how generation picks each token  (per call)
+    StructureConfig  the shape of the generated text  (per call)
+
+The defaults are the measured best per CPU-minute (docs/tuning.md). No torch here, so that parsing
+options and printing `--help` are fast.
+"""
+from dataclasses import dataclass, field
+
+from .errors import OptionError
+from .options import EXTEND, PER_RUN, Config, option
+
+CELLS = ("rnn", "gru", "lstm")
+DEVICES = ("auto", "cpu", "cuda")
+SEED_MAX = 2**32 - 1
+MAX_TOKENS = 100_000  # per candidate; lyrics are far shorter, this only keeps memory sane
+MAX_SAMPLES = 4_096
+
+
+@dataclass
+class ModelConfig(Config):
+    vocab_size: int = field(metadata={"low": 1, "high": None, "low_open": False, "high_open": False})
+    cell: str = option("lstm", "recurrent cell; rnn is the tutorial's", choices=CELLS)
+    embed_dim: int = option(256, "embedding size", low=1)
+    hidden_size: int = option(512, "recurrent state size", low=1)
+    num_layers: int = option(1, "stacked recurrent layers", low=1)
+    dropout: float = option(0.6, "dropout on the embeddings' outputs, between layers and before the output layer",
+                            low=0, high=1, high_open=True)
+    embed_dropout: float = option(0.3, "share of vocabulary entries dropped per batch (every occurrence)",
+                                  low=0, high=1, high_open=True)
+    tie_weights: bool = option(True, "share the embedding and output matrices")
+
+
+@dataclass
+class TokenizerConfig(Config):
+    min_freq: int = option(3, "words seen fewer times are spelled as characters", low=1)
+
+
+@dataclass
+class TrainConfig(Config):
+    epochs: int = option(40, "total epochs; on --resume, a larger number extends the run", low=0, on_resume=EXTEND)
+    batch_size: int = option(16, "windows per batch", low=1)
+    seq_len: int = option(32, "tokens per window", low=1)
+    lr: float = option(5e-3, "Adam learning rate", low=0, low_open=True, high=10)
+    weight_decay: float = option(0.0, "Adam weight decay", low=0)
+    clip: float = option(1.0, "max global gradient norm", low=0, low_open=True)
+    val_fraction: float = option(0.1, "share of lines held out, contiguously, at the end of the corpus",
+                                 low=0, high=1, high_open=True)
+    patience: int = option(5, "early stop after this many epochs without a better validation loss; an epoch "
+                           "counts as at least 50 steps on tiny corpora", low=1, on_resume=EXTEND)
+    lr_factor: float = option(0.5, "multiply the learning rate by this on a plateau", low=0, low_open=True,
+                              high=1, high_open=True, cli=False)
+    lr_patience: int = option(1, "cut the learning rate after more than this many epochs without improvement",
+                              low=0, cli=False)
+    seed: int = option(1337, "random seed", low=0, high=SEED_MAX)
+    time_budget: float | None = option(None, "stop after this much wall time, keeping best.pt and last.pt",
+                                       low=0, low_open=True, on_resume=PER_RUN, metavar="SECONDS")
+    max_steps: int | None = option(None, "stop after this many optimizer steps in total, saving last.pt",
+                                   low=1, on_resume=PER_RUN)
+
+
+@dataclass
+class RunConfig(Config):
+    """Where a training run reads and writes; none of it is stored as a setting of the run."""
+    corpus: str | None = option(None, "lyrics file, UTF-8, one line per line (default: the bundled "
+                                "data/sample_lyrics.txt; on --resume, the checkpoint's)", metavar="FILE")
+    encoding: str | None = option(None, "text encoding of the corpus, e.g. gb18030 (default: utf-8; on --resume, "
+                                  "the checkpoint's)")
+    out: str | None = option(None, "directory for best.pt, last.pt and metrics.csv (default: checkpoints/; on "
+                             "--resume, the checkpoint's directory)", metavar="DIR")
+    resume: str | None = option(None, "continue the run saved in this checkpoint", metavar="CKPT")
+    force: bool = option(False, "start a new run even if --out already holds one (its files are replaced)")
+    device: str = option("auto", "where to train; auto = CUDA when available", choices=DEVICES)
+    deterministic: bool = option(False, "use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
+    cache: bool = option(True, "reuse the tokenisation of a text seen before (--no-cache: always run jieba)")
+
+
+@dataclass
+class SamplingConfig(Config):
+    """How the next token is chosen. The defaults are greedy decoding."""
+    temperature: float = option(0.0, "0 = greedy; higher = more random", low=0)
+    top_k: int = option(0, "sample only from the k most likely tokens (0 = all; 1 = greedy)", low=0)
+    top_p: float = option(1.0, "nucleus sampling: the smallest set of tokens whose probability reaches P (1 = off)",
+                          low=0, low_open=True, high=1)
+    repetition_penalty: float = option(1.0, "> 1 discourages tokens already in the text (CTRL's rule; 1 = off)",
+                                       low=0, low_open=True)
+    no_repeat_ngram: int = option(0, "never repeat an n-gram of this many tokens (0 = off)", low=0)
+    seed: int | None = option(None, "seed for sampling, for reproducible output", low=0, high=SEED_MAX)
+    num_samples: int = option(1, "candidates written in one batch, ranked by mean log-probability", low=1,
+                              high=MAX_SAMPLES)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1
+
+
+# What we recommend for readable lyrics (`lyricgen generate --sample`): it brought the outputs that
+# repeat a line three times in a row from 50 of 50 (greedy) to 0 of 50 (scripts/degeneration.py).
+SAMPLE_PRESET = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.2, "no_repeat_ngram": 4}
+
+
+@dataclass
+class StructureConfig(Config):
+    """Bounds on the shape of the text; generation always stops after max_tokens."""
+    max_tokens: int = option(100, "at most this many tokens per candidate; the text always ends with a whole line",
+                             low=1, high=MAX_TOKENS)
+    lines: int = option(0, "stop after this many lines (0 = no limit)", low=0)
+    min_line_tokens: int = option(1, "no line break before this many tokens in a line (1: no blank lines; "
+                                  "0 allows them)", low=0)
+    max_line_tokens: int = option(0, "break a line after this many tokens (0 = off)", low=0)
+    no_copy: bool = option(False, "never end a line that occurs verbatim in the training corpus")
+
+    def check(self) -> None:
+        if self.max_line_tokens and self.min_line_tokens > self.max_line_tokens:
+            raise OptionError("min_line_tokens cannot exceed max_line_tokens")
+
+
+GENERATION_CONFIGS = (SamplingConfig, StructureConfig)
+
+
+def generation_configs(options: dict, sample: bool = False) -> tuple[SamplingConfig, StructureConfig]:
+    """Both generation configs from one dict of option values, by name; `sample` fills the options
+    not given from SAMPLE_PRESET. An unknown name is refused."""
+    known = {name for cls in GENERATION_CONFIGS for name in cls.__dataclass_fields__}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise OptionError(f"unknown generation option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    if sample:
+        options = {**SAMPLE_PRESET, **options}
+    return tuple(cls(**{k: v for k, v in options.items() if k in cls.__dataclass_fields__})
+                 for cls in GENERATION_CONFIGS)

@@ -1,0 +1,103 @@
+"""Corpus files: reading and validating them, and the contiguous train/validation split.
+
+A corpus is UTF-8 text (or another encoding, named), one lyric line per line. A blank line is kept:
+it marks a song or section boundary, and the model learns it as a line break after a line break.
+"""
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import LyricgenError
+
+
+@dataclass
+class CorpusInfo:
+    """What a checkpoint records of its corpus, so resume can find it and refuse a changed one."""
+    path: str
+    sha256: str
+    lines: int
+    encoding: str = "utf-8"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CorpusInfo":
+        return cls(path=str(d.get("path", "")), sha256=str(d.get("sha256", "")), lines=int(d.get("lines", 0)),
+                   encoding=str(d.get("encoding", "utf-8")))
+
+
+def read_corpus(path, encoding: str = "utf-8") -> list[str]:
+    """Lyric lines of a text file, one per line; refuses anything that is not usable text."""
+    return load_corpus(path, encoding)[0]
+
+
+def load_corpus(path, encoding: str = "utf-8") -> tuple[list[str], CorpusInfo]:
+    """read_corpus, plus what a checkpoint records of the file (its sha256 from the same read)."""
+    path = Path(path)
+    if not path.exists():
+        raise LyricgenError(f"corpus not found: {path}")
+    if path.is_dir():
+        raise LyricgenError(f"corpus is a directory, not a file: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise LyricgenError(f"cannot read corpus {path}: {e.strerror or e}") from None
+    lines = decode_lines(data, str(path), encoding)
+    return lines, CorpusInfo(str(path.resolve()), hashlib.sha256(data).hexdigest(), len(lines), encoding)
+
+
+def decode_lines(data: bytes, name: str, encoding: str = "utf-8") -> list[str]:
+    """Lines of `data`; a UTF-8 byte-order mark is dropped, CRLF and CR endings become LF."""
+    nul = data.find(b"\x00")
+    if nul >= 0 and not encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32")):
+        raise LyricgenError(f"{name} looks binary (NUL byte at offset {nul}); lyrics must be a text file")
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        text = data.decode(codec)
+    except LookupError:
+        raise LyricgenError(f"unknown encoding: {encoding}") from None
+    except UnicodeDecodeError as e:
+        hint = " (if it is GBK/GB18030, pass --encoding gb18030)" if codec == "utf-8-sig" else ""
+        raise LyricgenError(f"{name} is not valid {encoding}: cannot decode byte offset {e.start}{hint}") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line, it does not start a new one
+    if not any(line.strip() for line in lines):
+        raise LyricgenError(f"{name} holds no lyrics (it is empty or whitespace only)")
+    return lines
+
+
+def split_lines(lines: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
+    """First (1 - val_fraction) of the lines for training, the contiguous rest for validation.
+
+    Contiguous, not random: choruses repeat inside a song, so a random split would leak them.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise LyricgenError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    n_val = int(round(len(lines) * val_fraction))
+    if val_fraction > 0 and n_val == 0 and len(lines) >= 2:
+        n_val = 1
+    n_train = len(lines) - n_val
+    if n_train == 0 or not any(line.strip() for line in lines[:n_train]):
+        raise LyricgenError("the training part of the corpus holds no lyrics; use a longer corpus")
+    return lines[:n_train], lines[n_train:]
+
+
+def held_out_part(lines: list[str], val_fraction: float, name: str) -> list[str]:
+    """The held-out tail a run validated on (for `evaluate --held-out`); refuses an empty one."""
+    if val_fraction <= 0:
+        raise LyricgenError("the checkpoint was trained without a held-out part (--val-fraction 0)")
+    tail = split_lines(lines, val_fraction)[1]
+    if not any(line.strip() for line in tail):
+        raise LyricgenError(f"{name} is too short to have a held-out part")
+    return tail
+
+
+def copied_share(train_lines: list[str], val_lines: list[str]) -> float:
+    """Share of non-empty validation lines that also occur in the training part."""
+    from .tokenizer import normalize_line  # the same notion of "the same line" as originality
+
+    seen = {normalize_line(line) for line in train_lines}
+    val = [x for x in (normalize_line(line) for line in val_lines) if x]
+    return sum(line in seen for line in val) / len(val) if val else 0.0

@@ -1,0 +1,91 @@
+"""The data a run trains and validates on: the training stream cut into next-word windows, and the
+validation text.
+
+The training stream is every lyric line's token ids followed by the line-break id, with one extra
+line break in front as the context of the very first token. WindowDataset cuts that stream into
+non-overlapping windows of `seq_len` inputs; window i predicts stream[i*T+1 : i*T+T+1], so every
+training token is the target of exactly one window (the last window is padded with IGNORE targets).
+The windows are two precomputed (N, T) tensors, so a batch is one index_select, not a Python loop.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import LyricgenError
+from ..scoring.score import Text
+from ..text.corpus import copied_share
+from ..text.tokenizer import tokenize_lines_cached
+from ..text.vocab import Vocab
+
+IGNORE = -100  # cross_entropy's ignore_index: padding targets that no token stands behind
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Non-overlapping next-token windows over a token stream. Item i is (inputs, targets), each (T,)."""
+
+    def __init__(self, stream: torch.Tensor, seq_len: int):
+        if seq_len < 1:
+            raise ValueError("seq_len must be positive")
+        if stream.numel() < seq_len + 1:
+            raise LyricgenError(
+                f"corpus too short: the training part has {stream.numel()} tokens, fewer than one window "
+                f"of {seq_len + 1} (--seq-len + 1); use a longer corpus or a smaller --seq-len"
+            )
+        self.stream = stream  # (N*T+1,) the token ids the windows are cut from
+        n = math.ceil((stream.numel() - 1) / seq_len)
+        inputs = torch.zeros(n * seq_len, dtype=torch.long)
+        targets = torch.full((n * seq_len,), IGNORE, dtype=torch.long)
+        inputs[: stream.numel() - 1] = stream[:-1]
+        targets[: stream.numel() - 1] = stream[1:]
+        self.inputs = inputs.view(n, seq_len)  # (N, T)
+        self.targets = targets.view(n, seq_len)  # (N, T)
+        self.seq_len = seq_len
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def __getitem__(self, i):
+        return self.inputs[i], self.targets[i]
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch in one indexing operation: (B, T) inputs and targets."""
+        return self.inputs[indices], self.targets[indices]
+
+    def to(self, device) -> "WindowDataset":
+        """Move the (small) window tensors to the training device once, instead of every batch."""
+        self.inputs = self.inputs.to(device)
+        self.targets = self.targets.to(device)
+        return self
+
+
+def epoch_order(num_windows: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled window order of one epoch: a pure function of (seed, epoch), so resume is exact."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_windows, generator=g)
+
+
+def num_batches(num_windows: int, batch_size: int) -> int:
+    return math.ceil(num_windows / batch_size)
+
+
+@dataclass
+class Prepared:
+    """Everything training needs from a corpus: vocabulary, training windows, validation text."""
+    vocab: Vocab
+    train: WindowDataset
+    val: Text
+    val_seen_share: float  # share of validation lines that also occur in the training part
+
+
+def prepare(train_lines: list[str], val_lines: list[str], min_freq: int, seq_len: int, vocab: Vocab | None = None,
+            use_cache: bool = True) -> Prepared:
+    """Tokenise, build the vocabulary (or reuse one: resume, fine-tuning), cut the training windows."""
+    train_tokens = tokenize_lines_cached(train_lines, use_cache)
+    val_tokens = tokenize_lines_cached(val_lines, use_cache)
+    if vocab is None:
+        vocab = Vocab.build(train_tokens, min_freq=min_freq)
+    train_ids, _ = vocab.encode_lines(train_tokens)
+    stream = torch.tensor([vocab.line_break_id] + train_ids, dtype=torch.long)
+    return Prepared(vocab=vocab, train=WindowDataset(stream, seq_len), val=Text.encode(vocab, val_tokens),
+                    val_seen_share=copied_share(train_lines, val_lines))

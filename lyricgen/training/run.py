@@ -1,0 +1,138 @@
+"""Starting or resuming a training run in a directory: every rule `lyricgen train` follows, as a
+library the command line and Python programs both call.
+
+    trainer = open_run(RunConfig(corpus="my.txt", out="runs/my"), {"epochs": 20, "hidden_size": 256})
+    with stop_on_signals(trainer):
+        reason = trainer.run()
+
+The rules: a directory that already holds a run is continued with `resume` or replaced with
+`force`, never mixed; resume takes the architecture, vocabulary, settings and corpus from the
+checkpoint (only the options marked `extend` or `per_run` in config.py may be given) and refuses a
+corpus whose content changed; a new run needs at least one epoch.
+"""
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..config import ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+from ..errors import LyricgenError
+from ..model import LyricsRNN
+from ..options import EXTEND, PER_RUN, flag, pick
+from ..runtime import make_deterministic, resolve_device
+from ..side_models import SideModels
+from ..text.corpus import CorpusInfo, load_corpus, split_lines
+from .data import prepare
+from .trainer import Trainer
+
+SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.txt"
+DEFAULT_OUT = Path("checkpoints")
+RUN_FILES = ("best.pt", "last.pt", "metrics.csv")
+CHANGEABLE_ON_RESUME = TrainConfig.option_names(EXTEND) + TrainConfig.option_names(PER_RUN)
+
+
+def open_run(run: RunConfig, options: dict) -> Trainer:
+    """A Trainer ready to run: a new run from `options` (fields of ModelConfig, TokenizerConfig and
+    TrainConfig; the rest take their defaults), or the run of `run.resume`, extended by them."""
+    device = resolve_device(run.device)
+    if run.deterministic:
+        make_deterministic(device)
+    resumed = load_checkpoint(run.resume) if run.resume else None
+    out = Path(run.out) if run.out else (Path(run.resume).parent if run.resume else DEFAULT_OUT)
+    check_out(out, run)
+    if resumed is None:
+        trainer = _start(run, options, out, device)
+    else:
+        trainer = _resume(resumed, run, options, out, device)
+    if run.force:  # starting over: the old run's files must not mix with the new one's
+        for name in RUN_FILES:
+            if run.resume is None or (out / name).resolve() != Path(run.resume).resolve():
+                (out / name).unlink(missing_ok=True)
+    return trainer
+
+
+def check_out(out: Path, run: RunConfig) -> None:
+    """Refuse an output directory that is a file, or that holds another run, before any training."""
+    if out.exists() and not out.is_dir():
+        raise LyricgenError(f"--out {out} exists and is not a directory")
+    same_run = run.resume is not None and out.resolve() == Path(run.resume).resolve().parent
+    existing = [n for n in ("last.pt", "best.pt") if (out / n).exists()]
+    if existing and not same_run and not run.force:
+        raise LyricgenError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
+                            f"--resume {out / 'last.pt'} or start over with --force")
+    last = out / "last.pt"
+    if same_run and last.exists() and last.resolve() != Path(run.resume).resolve() and not run.force:
+        raise LyricgenError(f"resuming {run.resume} would overwrite {last}, which holds later steps; "
+                            "resume from it, or pass --force")
+
+
+def _start(run: RunConfig, options: dict, out: Path, device) -> Trainer:
+    if run.corpus is None and not SAMPLE_CORPUS.exists():
+        raise LyricgenError("the bundled sample corpus ships in the repository's data/ folder, which this "
+                            "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
+    lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8")
+    return start_run(lines, options, out, device, corpus, use_cache=run.cache)
+
+
+def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo | None = None,
+              use_cache: bool = True) -> Trainer:
+    """A new run on lyric lines: split, tokenise, build the vocabulary, fit the side models, seed,
+    build the model. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig."""
+    config = TrainConfig(**pick(options, TrainConfig))
+    tokenizer = TokenizerConfig(**pick(options, TokenizerConfig))
+    if config.epochs == 0:
+        raise LyricgenError("--epochs must be at least 1 for a new run")
+    train_lines, val_lines = split_lines(lines, config.val_fraction)
+    data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache)
+    side = SideModels.fit(train_lines, data.train.stream.tolist(), data.vocab)
+    torch.manual_seed(config.seed)
+    model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
+    return Trainer(model, data, config, tokenizer, side, out, torch.device(device), corpus)
+
+
+def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device) -> Trainer:
+    fixed = sorted(set(options) - set(CHANGEABLE_ON_RESUME))
+    if fixed:
+        raise LyricgenError(f"{flag(fixed[0])} is fixed by the checkpoint and cannot change on resume")
+    if ckpt.training is None:
+        raise LyricgenError("the checkpoint holds no training state: it can generate and evaluate, but not resume")
+    recorded = ckpt.corpus
+    if run.corpus is None and not (recorded and recorded.path):
+        raise LyricgenError("the checkpoint does not name its corpus; pass --corpus")
+    encoding = recorded.encoding if recorded else "utf-8"
+    if run.encoding is not None and run.encoding.lower() != encoding.lower():
+        raise LyricgenError(f"the run was trained on {encoding} text; --encoding cannot change on resume")
+    lines, corpus = load_corpus(run.corpus or recorded.path, encoding)
+    if recorded and recorded.sha256 and recorded.sha256 != corpus.sha256:
+        raise LyricgenError(f"{run.corpus or recorded.path} is not the corpus this checkpoint was trained on "
+                            "(its content changed)")
+    per_run = {name: None for name in TrainConfig.option_names(PER_RUN)}  # a budget is for one invocation
+    config = TrainConfig.from_dict(ckpt.training.config.to_dict(), **per_run, **options)
+    train_lines, val_lines = split_lines(lines, config.val_fraction)
+    data = prepare(train_lines, val_lines, ckpt.tokenizer.min_freq, config.seq_len, vocab=ckpt.vocab,
+                   use_cache=run.cache)
+    trainer = Trainer(ckpt.build_model(), data, config, ckpt.tokenizer, ckpt.side, out, device, corpus)
+    trainer.restore(ckpt.training)
+    st = trainer.state
+    if st.epoch >= config.epochs and (config.max_steps is None or st.step >= config.max_steps):
+        raise LyricgenError(f"the checkpoint has already completed {st.epoch} of {config.epochs} epochs; "
+                            f"pass --epochs greater than {st.epoch} to train further")
+    return trainer
+
+
+@contextmanager
+def stop_on_signals(trainer: Trainer, signals=(signal.SIGINT, signal.SIGTERM)):
+    """Ctrl-C or SIGTERM asks the trainer to save last.pt and stop before its next step. Once it
+    stopped for a signal, further signals are ignored (a held-down Ctrl-C must not break the save
+    or the exit); otherwise the previous handlers come back."""
+    def on_signal(signum, frame):
+        trainer.stop_signal = signum
+
+    previous = {s: signal.signal(s, on_signal) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_IGN if trainer.stop_signal is not None else handler)

@@ -1,0 +1,281 @@
+"""The training loop: one optimisation step, the epoch loop, its stopping rules, checkpoint writing.
+
+Trainer owns the mutable state of a run (model, optimizer, counters, metrics). The data order of
+epoch e is a pure function of (seed, e), and the RNG state (dropout) is saved with every checkpoint,
+so a resumed run - from an epoch boundary or from the middle of an epoch - continues bit for bit as
+the uninterrupted one would.
+
+Stopping rules, checked around every step: a stop request (a signal), --max-steps, the end of the
+last epoch, early stopping (--patience periods without a better validation loss), and the time
+budget, which keeps room for the validation that ends it. Every stop leaves last.pt at the last
+completed step; best.pt holds the model of the best validation loss.
+"""
+import csv
+import io
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import Checkpoint, TrainingState, current_versions, save_checkpoint
+from ..config import TokenizerConfig, TrainConfig
+from ..errors import LyricgenError
+from ..fileio import atomic_write
+from ..runtime import amp_dtype, cpu_threads
+from ..scoring.score import score, token_nll
+from ..side_models import SideModels
+from ..text.corpus import CorpusInfo
+from .data import IGNORE, Prepared, epoch_order, num_batches
+from .state import RunState
+
+MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
+METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "val_bpc_open_rnn",
+                 "lr", "tokens_per_s", "elapsed_s"]
+
+
+class NonFiniteLoss(LyricgenError):
+    pass
+
+
+def train_step(model, optimizer, x, y, clip: float, dtype=None, step: int = 0) -> tuple[float, int]:
+    """One Adam step on a (B, T) batch; returns (mean token loss, number of target tokens).
+
+    A non-finite loss or gradient raises before the optimizer touches the weights, so nothing bad
+    is ever saved.
+    """
+    model.train()
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits, _ = model(x)  # (B, T, V)
+    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if not torch.isfinite(norm):
+        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+    optimizer.step()
+    return value, int((y != IGNORE).sum())
+
+
+def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def end_period(state: RunState, config: TrainConfig) -> bool:
+    """Close a period of training for the schedule and early stopping; True when the learning rate
+    must be cut (more than lr_patience periods in a row without a better validation loss)."""
+    improved = state.period_best < state.period_ref
+    state.bad_periods = 0 if improved else state.bad_periods + 1
+    state.lr_bad_periods = 0 if improved else state.lr_bad_periods + 1
+    state.period_ref = state.period_best
+    state.period_start_step = state.step
+    if state.lr_bad_periods > config.lr_patience:
+        state.lr_bad_periods = 0
+        return True
+    return False
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """A training run; `run()` trains until a stopping rule says why it stopped."""
+
+    def __init__(self, model, data: Prepared, config: TrainConfig, tokenizer: TokenizerConfig, side: SideModels,
+                 out_dir, device, corpus: CorpusInfo | None = None):
+        self.model = model.to(device)
+        self.data = data
+        self.config = config
+        self.tokenizer = tokenizer
+        self.side = side
+        self.out_dir = Path(out_dir)
+        self.device = device
+        self.corpus = corpus
+        self.state = RunState()
+        self.optimizer = make_optimizer(model, config)
+        self.dtype = amp_dtype(device)
+        self.train_data = data.train.to(device)
+        self.num_batches = num_batches(len(self.train_data), config.batch_size)
+        self.stop_signal = None  # set by a signal handler: save and leave before the next step
+        self._order = (None, None)  # (epoch, its window order)
+        self._clock = time.monotonic()
+        self._budget_end = None
+        self._validation_s = 0.0  # how long the last validation took: the time budget keeps room for one
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        training = TrainingState(self.config, self.state, self.optimizer.state_dict(), rng_state())
+        return Checkpoint(self.model.config, self.tokenizer, self.data.vocab, self.model.state_dict(), self.side,
+                          self.corpus, training, current_versions())
+
+    def restore(self, training: TrainingState) -> None:
+        """Continue from a checkpoint: optimizer moments and learning rate, counters, RNG states."""
+        self.optimizer.load_state_dict(training.optimizer)
+        self.state = RunState.from_dict(training.state.to_dict())
+        set_rng_state(training.rng)
+
+    def save(self, name: str) -> Path:
+        path = self.out_dir / name
+        save_checkpoint(self.checkpoint(), path)
+        return path
+
+    def _save(self, best: bool) -> None:
+        """last.pt (and best.pt) and metrics.csv, all written atomically."""
+        self._tick()
+        ckpt = self.checkpoint()
+        save_checkpoint(ckpt, self.out_dir / "last.pt")
+        if best:
+            save_checkpoint(ckpt, self.out_dir / "best.pt")
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.state.metrics)
+        atomic_write(self.out_dir / "metrics.csv", text.getvalue().encode("utf-8"), "metrics")
+
+    # -- validation ---------------------------------------------------------------------------------
+    def validate(self):
+        """(model score, network-alone score) on the validation part, or (None, None)."""
+        if not self.data.val.ids:
+            return None, None
+        started = time.monotonic()
+        with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
+            result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device, self.side.repeat)
+        self._validation_s = time.monotonic() - started
+        return result
+
+    def _estimate_validation_s(self, sample: int = 512) -> float:
+        """Time a validation pass will take, from scoring its first `sample` tokens: a time budget
+        must leave room for the validation that ends it (on a large corpus that is many seconds)."""
+        ids = self.data.val.ids
+        if not ids:
+            return 0.0
+        started = time.monotonic()
+        with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
+            token_nll(self.model, ids[:sample], self.data.vocab.line_break_id, self.data.vocab.unk_id,
+                      self.side.unk.prob, self.device)
+        return (time.monotonic() - started) * len(ids) / min(len(ids), sample)
+
+    def _record(self, epoch_progress: float, epoch_end: bool) -> tuple[dict, bool]:
+        """Validate and append a metrics row; returns (row, whether best.pt should be replaced)."""
+        st = self.state
+        val, rnn = self.validate()
+        self._tick()
+        row = {
+            "epoch": round(epoch_progress, 3), "step": st.step,
+            "train_loss": round(st.epoch_loss_sum / max(st.epoch_tokens, 1), 4),
+            "val_loss": val.loss if val else "", "val_ppl": round(val.ppl, 2) if val else "",
+            "val_bpc_open": round(val.bpc_open, 4) if val else "",
+            "val_bpc_open_rnn": round(rnn.bpc_open, 4) if rnn else "",
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "tokens_per_s": round(st.epoch_tokens / max(st.epoch_train_s, 1e-9)),
+            "elapsed_s": round(st.elapsed_s, 1),
+        }
+        st.metrics.append(row)
+        if val is None:
+            return row, False
+        if epoch_end:
+            st.period_best = min(st.period_best, val.loss)
+        better = val.loss < st.best_loss
+        st.best_loss = min(st.best_loss, val.loss)
+        return row, better
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(self, on_step=None, on_epoch=None) -> str:
+        """Train; returns why it stopped: done, early_stop, time_budget, max_steps or signal.
+
+        on_step(info) is called after every optimizer step, on_epoch(row) after every validation.
+        """
+        self._clock = time.monotonic()
+        self._budget_end = None
+        if self.config.time_budget is not None:
+            self._budget_end = self._clock + self.config.time_budget
+            if not self._validation_s:
+                self._validation_s = self._estimate_validation_s()
+        while True:
+            reason = self._stop_before_step()
+            if reason is None:
+                self._train_batch(on_step)
+                reason = self._end_epoch(on_epoch) if self.state.batch_in_epoch == self.num_batches else None
+                reason = reason or self._stop_for_time(on_epoch)
+            if reason is not None:
+                return reason
+
+    def _stop_before_step(self) -> str | None:
+        st, cfg = self.state, self.config
+        if st.epoch >= cfg.epochs:
+            return "done"
+        if self.stop_signal is not None:
+            self._save(best=False)
+            return "signal"
+        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+            self._save(best=False)
+            return "max_steps"
+        return None
+
+    def _train_batch(self, on_step) -> None:
+        st, cfg = self.state, self.config
+        if self._order[0] != st.epoch:
+            self._order = (st.epoch, epoch_order(len(self.train_data), cfg.seed, st.epoch).to(self.device))
+        b = st.batch_in_epoch
+        x, y = self.train_data.get_batch(self._order[1][b * cfg.batch_size:(b + 1) * cfg.batch_size])
+        t0 = time.perf_counter()
+        loss, ntok = train_step(self.model, self.optimizer, x, y, cfg.clip, self.dtype, st.step + 1)
+        dt = time.perf_counter() - t0
+        st.step += 1
+        st.batch_in_epoch += 1
+        st.epoch_loss_sum += loss * ntok
+        st.epoch_tokens += ntok
+        st.epoch_train_s += dt
+        if on_step:
+            on_step({"epoch": st.epoch + 1, "batch": b + 1, "batches": self.num_batches, "step": st.step,
+                     "loss": loss, "tokens_per_s": ntok / max(dt, 1e-9)})
+
+    def _end_epoch(self, on_epoch) -> str | None:
+        """Validate, let the schedule judge the period, save; "early_stop" when patience runs out."""
+        st, cfg = self.state, self.config
+        row, better = self._record(st.epoch + 1, epoch_end=True)
+        if self.data.val.ids and st.step - st.period_start_step >= MIN_PERIOD_STEPS and end_period(st, cfg):
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_factor
+        st.epoch += 1
+        st.batch_in_epoch, st.epoch_loss_sum, st.epoch_tokens, st.epoch_train_s = 0, 0.0, 0, 0.0
+        self._save(best=better or not self.data.val.ids)
+        if on_epoch:
+            on_epoch(row)
+        return "early_stop" if st.bad_periods >= cfg.patience else None
+
+    def _stop_for_time(self, on_epoch) -> str | None:
+        """"time_budget" once the budget, less room for one validation, is spent. Mid-epoch, that
+        validation may replace best.pt but never touches the schedule (see RunState), so a resumed
+        run goes on exactly as an uninterrupted one would."""
+        if self._budget_end is None or time.monotonic() + self._validation_s < self._budget_end:
+            return None
+        st = self.state
+        if st.batch_in_epoch:  # mid-epoch: the epoch end did not validate and save
+            row, better = self._record(st.epoch + st.batch_in_epoch / self.num_batches, epoch_end=False)
+            self._save(best=better)
+            if on_epoch:
+                on_epoch(row)
+        return "time_budget"
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.state.elapsed_s += now - self._clock
+        self._clock = now

@@ -1,0 +1,127 @@
+"""Writing a text token by token: resolve a start word, then extend it under structure bounds.
+
+The hidden state is carried from step to step (the prefix is never re-read). The model is primed
+with a line break - the context every lyric line starts from in training - then the start word.
+Candidates are written in one batch; each step's token is chosen by sampling.choose_next from the
+logits after the bans (repeats, n-grams, line bounds, copied lines) are applied.
+"""
+import torch
+import torch.nn.functional as F
+
+from ..config import SamplingConfig, StructureConfig
+from ..errors import LyricgenError
+from ..text.tokenizer import normalize_line
+from .sampling import banned_by_ngram, choose_next, make_generator, penalize_repeats
+
+
+def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]:
+    """Ids for a start word or phrase, and the characters that had to be left out.
+
+    A vocabulary entry is used as is. Otherwise the text is segmented with jieba (imported only
+    now), and each piece that is not an entry is spelled as its characters, so 不分开 becomes
+    不 + 分开. Only when nothing at all is known is it an error, with known words suggested.
+    """
+    text = normalize_line(text)
+    if not text:
+        raise LyricgenError("the start word is empty")
+    if text in vocab:
+        return [vocab.index[text]], []
+    if segment is None:
+        from ..text.tokenizer import segment
+    ids, unknown = [], []
+    for piece in segment(text):
+        if piece in vocab:
+            ids.append(vocab.index[piece])
+            continue
+        for ch in piece:
+            if ch in vocab:
+                ids.append(vocab.index[ch])
+            else:
+                unknown.append(ch)
+    if not ids:
+        raise LyricgenError(
+            f"no part of the start word {text!r} is in the vocabulary; try one of: {' '.join(vocab.most_frequent(12))}")
+    return ids, unknown
+
+
+def _expand(hidden, n: int):
+    if isinstance(hidden, tuple):
+        return tuple(h.expand(-1, n, -1).contiguous() for h in hidden)
+    return hidden.expand(-1, n, -1).contiguous()
+
+
+@torch.no_grad()
+def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig | None = None,
+                 sampling: SamplingConfig | None = None, originality=None):
+    """Generate sampling.num_samples continuations in one batch.
+
+    Returns (ids, lengths, scores): ids (B, max_tokens), the number of tokens each candidate kept,
+    and each candidate's mean log-probability per token under the (unconstrained) model.
+    """
+    structure = structure or StructureConfig()
+    sampling = sampling or SamplingConfig()
+    model.eval()
+    device = next(model.parameters()).device
+    B, V, LB = sampling.num_samples, len(vocab), vocab.line_break_id
+    generator = make_generator(sampling)
+    logits, hidden = model(torch.tensor([[LB] + list(start_ids)], device=device))  # (1, T, V)
+    logits, hidden = logits[:, -1].expand(B, -1), _expand(hidden, B)
+    history = [list(start_ids) for _ in range(B)]
+    seen = torch.zeros(B, V, dtype=torch.bool, device=device)
+    seen[:, list(start_ids)] = True
+    seen[:, [LB, vocab.index[" "]]] = False  # structure tokens are never penalised
+    line_len = torch.full((B,), len(start_ids), device=device)
+    lines_done = torch.zeros(B, dtype=torch.long, device=device)
+    alive = torch.ones(B, dtype=torch.bool, device=device)
+    lengths = torch.zeros(B, dtype=torch.long, device=device)
+    logp_sum = torch.zeros(B, device=device)
+    out = torch.full((B, structure.max_tokens), LB, dtype=torch.long, device=device)
+    for t in range(structure.max_tokens):
+        logits = logits.float()
+        logp = F.log_softmax(logits, dim=-1)  # (B, V), for the score
+        adj = penalize_repeats(logits.clone(), seen, sampling.repetition_penalty)
+        adj[:, vocab.unk_id] = float("-inf")  # never write "<unk>"
+        for b, banned in enumerate(banned_by_ngram(h, sampling.no_repeat_ngram) for h in history):
+            if banned:
+                adj[b, list(banned)] = float("-inf")
+        if structure.min_line_tokens:
+            adj[line_len < structure.min_line_tokens, LB] = float("-inf")
+        if originality is not None and structure.no_copy:
+            for b in range(B):
+                if originality.is_training_line(_current_line(vocab, history[b])):
+                    adj[b, LB] = float("-inf")
+        if sampling.no_repeat_ngram or structure.no_copy:  # only bans can leave a row with no token
+            stuck = torch.isinf(adj).all(dim=-1)  # e.g. --no-repeat-ngram 1 once every token is used
+            adj[stuck, LB] = 0.0
+        must_break = line_len >= structure.max_line_tokens if structure.max_line_tokens else torch.zeros_like(alive)
+        if t == structure.max_tokens - 1:
+            must_break = torch.ones_like(alive)  # the last token closes the line: text ends with a whole line
+        nxt = torch.where(must_break, torch.full_like(line_len, LB), choose_next(adj, sampling, generator))
+        nxt = torch.where(alive, nxt, torch.full_like(nxt, LB))
+        out[:, t] = nxt
+        logp_sum += torch.where(alive, logp.gather(1, nxt.unsqueeze(1)).squeeze(1), torch.zeros_like(logp_sum))
+        lengths += alive.long()
+        is_break = nxt == LB
+        line_len = torch.where(is_break, torch.zeros_like(line_len), line_len + 1)
+        lines_done += (is_break & alive).long()
+        seen[torch.arange(B, device=device), nxt] = True
+        seen[:, [LB, vocab.index[" "]]] = False
+        for b, token in enumerate(nxt.tolist()):
+            history[b].append(token)
+        if structure.lines:
+            alive &= lines_done < structure.lines
+        if not alive.any():
+            break
+        logits, hidden = model(nxt.unsqueeze(1), hidden)
+        logits = logits[:, -1]
+    scores = logp_sum / lengths.clamp(min=1)
+    return out, lengths, scores
+
+
+def _current_line(vocab, history: list[int]) -> str:
+    text = []
+    for token in reversed(history):
+        if token == vocab.line_break_id:
+            break
+        text.append(vocab.tokens[token])
+    return "".join(reversed(text))

@@ -1,0 +1,71 @@
+"""Choosing the next token: a small pure function of the logits and a SamplingConfig.
+
+Temperature 0 (the default) is greedy argmax; sampling draws from an explicit torch.Generator, so a
+seed reproduces a text exactly. The penalties follow Hugging Face's generate(): CTRL's repetition
+penalty and no_repeat_ngram_size.
+"""
+import torch
+
+from ..config import SamplingConfig
+
+
+def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty: logits of seen tokens are divided by `penalty` when positive and
+    multiplied by it when negative. logits (B, V), seen (B, V) bool."""
+    if penalty == 1.0:
+        return logits
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalized, logits)
+
+
+def banned_by_ngram(history: list[int], n: int) -> set[int]:
+    """Tokens that would complete an n-gram already present in `history` (HF's no_repeat_ngram_size)."""
+    if n <= 0 or len(history) < n:
+        return set()
+    prefix = tuple(history[len(history) - n + 1:])
+    return {history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i:i + n - 1]) == prefix}
+
+
+def make_generator(sampling: SamplingConfig) -> torch.Generator | None:
+    """A private generator for sampling (never torch's global RNG); None when decoding is greedy."""
+    if sampling.greedy:
+        return None
+    generator = torch.Generator()
+    if sampling.seed is not None:
+        generator.manual_seed(sampling.seed)
+    else:
+        generator.seed()  # a nondeterministic seed for this generator only
+    return generator
+
+
+def choose_next(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """Next token ids (B,) from (already constrained) logits (B, V)."""
+    if sampling.greedy:
+        return logits.argmax(dim=-1)
+    # shift so the best logit is 0: a tiny temperature then gives -inf, never inf - inf = NaN
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / sampling.temperature
+    candidates = None  # (B, k) token ids, once the choice is narrowed to the best k, best first
+    if 0 < sampling.top_k < logits.shape[-1]:
+        logits, candidates = torch.topk(logits, sampling.top_k, dim=-1)
+    if sampling.top_p < 1.0:
+        if candidates is None:
+            logits, candidates = _nucleus_candidates(logits, sampling.top_p)
+        probs = logits.softmax(dim=-1)
+        before = probs.cumsum(dim=-1) - probs  # mass of the tokens ranked above each one
+        logits = logits.masked_fill(before >= sampling.top_p, float("-inf"))
+    # Gumbel-max: argmax(logits + Gumbel noise) is an exact draw from softmax(logits), and much
+    # cheaper than torch.multinomial; masked (-inf) entries stay impossible
+    uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp_(min=1e-20)
+    choice = (logits - torch.log(-torch.log(uniform)).to(logits.device)).argmax(dim=-1)
+    return choice if candidates is None else candidates.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+
+
+def _nucleus_candidates(logits: torch.Tensor, top_p: float, first: int = 256):
+    """Logits sorted best first with their token ids: only the best `first` when they already hold
+    top_p of the probability in every row (the usual case, and far cheaper than sorting all V)."""
+    if logits.shape[-1] > first:
+        values, ids = torch.topk(logits, first, dim=-1)
+        held = (values.logsumexp(dim=-1) - logits.logsumexp(dim=-1)).exp()
+        if bool((held >= top_p).all()):
+            return values, ids
+    return torch.sort(logits, dim=-1, descending=True)
