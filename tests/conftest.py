@@ -64,7 +64,7 @@ def tiny_corpus() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lines(tiny_corpus) -> list[str]:
-    from lyricgen.data import read_corpus
+    from lyricgen.text.corpus import read_corpus
 
     return read_corpus(tiny_corpus)
 

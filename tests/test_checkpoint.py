@@ -9,7 +9,7 @@ import torch
 from lyricgen import checkpoint as ckpt_mod
 from lyricgen.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, model_from_checkpoint, save_checkpoint
 from lyricgen.errors import LyricgenError
-from lyricgen.vocab import Vocab
+from lyricgen.text.vocab import Vocab
 
 
 def _clone(ckpt: dict) -> dict:

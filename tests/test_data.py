@@ -8,7 +8,7 @@ from lyricgen.data import (IGNORE, WindowDataset, copied_share, epoch_order, num
                            split_lines)
 from lyricgen.errors import LyricgenError
 from lyricgen.evaluate import count_chars
-from lyricgen.tokenizer import normalize_line, tokenize_lines
+from lyricgen.text.tokenizer import normalize_line, tokenize_lines
 
 
 def _corpus(tmp_path, data: bytes, name="c.txt"):

@@ -7,7 +7,7 @@ from lyricgen.evaluate import (UNK_CHAR_BITS, Score, count_chars, good_turing_un
                                score_lines, token_nll)
 from lyricgen.repeat import MAX_MATCH, calibrate, predictions
 from lyricgen.model import LyricsRNN, ModelConfig
-from lyricgen.vocab import Vocab
+from lyricgen.text.vocab import Vocab
 
 CPU = torch.device("cpu")
 TRAIN = [["月光", "下"], ["月光", " ", "分开"], ["我", "不", "分开"]]

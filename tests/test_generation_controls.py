@@ -20,7 +20,7 @@ from lyricgen.errors import LyricgenError
 from lyricgen.originality import MAX_SPAN, Originality, fingerprint
 from lyricgen.predict import Lyricist, Sampling, Structure, banned_by_ngram, choose_next, generate_ids, \
     penalize_repeats
-from lyricgen.tokenizer import normalize_line, tokenize_line
+from lyricgen.text.tokenizer import normalize_line, tokenize_line
 
 LINES = ["晨光照亮小窗台", "火车穿过长隧道", "老街小猫在打盹", "雪花落满了屋檐", "灯塔守护着大海",
          "星空下有一首歌", "秋天稻田一片金黄", "河水慢慢流向远方", "钟声敲响了黄昏", "梦里有一片森林"]
@@ -35,7 +35,7 @@ def overfit(tmp_path_factory):
     generation primes with) and every ordered pair of lines, so after a line break any other line may
     follow: greedy output is whole training lines, and sampling picks the next line's first word.
     """
-    from lyricgen.data import read_corpus
+    from lyricgen.text.corpus import read_corpus
     from lyricgen.train import TokenizerConfig, TrainConfig, start_run, train_step
 
     out = tmp_path_factory.mktemp("overfit")

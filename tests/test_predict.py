@@ -5,7 +5,7 @@ import torch
 
 from lyricgen.errors import LyricgenError
 from lyricgen.predict import Sampling, Structure, choose_next, generate_ids, resolve_start
-from lyricgen.vocab import Vocab
+from lyricgen.text.vocab import Vocab
 
 
 def no_jieba(text):

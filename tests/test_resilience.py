@@ -125,7 +125,7 @@ class SignalRuns:
 @pytest.fixture(scope="module")
 def signalled(tmp_path_factory, private_cache):
     from lyricgen.data import prepare
-    from lyricgen.data import read_corpus
+    from lyricgen.text.corpus import read_corpus
 
     prepare(read_corpus(TINY_CORPUS), 0.1, 2, 8)  # warm the private token cache: no jieba in the children
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LYRICGEN_CACHE": str(private_cache)}
@@ -427,8 +427,8 @@ def test_nul_bytes_are_refused(cli, tmp_path):
 
 
 def test_two_megabyte_single_line_tokenizes(tmp_path):
-    from lyricgen.data import read_corpus
-    from lyricgen.tokenizer import normalize_line, tokenize_line
+    from lyricgen.text.corpus import read_corpus
+    from lyricgen.text.tokenizer import normalize_line, tokenize_line
 
     chars = "的一是不了人我在有他这中大来上个到说们为子和你地出道也时年"
     rng = random.Random(2)

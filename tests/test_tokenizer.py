@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from lyricgen import tokenizer
-from lyricgen.tokenizer import LINE_BREAK, SPACE, normalize_line, tokenize_line, tokenize_lines
+from lyricgen.text import tokenizer
+from lyricgen.text.tokenizer import LINE_BREAK, SPACE, normalize_line, tokenize_line, tokenize_lines
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -103,7 +103,7 @@ def test_fresh_process_writes_jieba_cache_only_to_private_dir(tmp_path):
     cache, tmp = tmp_path / "cache", tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "LYRICGEN_CACHE": str(cache), "TMPDIR": str(tmp)}
-    code = "from lyricgen.tokenizer import segment; print(segment('我们不分开'))"
+    code = "from lyricgen.text.tokenizer import segment; print(segment('我们不分开'))"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "分开" in proc.stdout

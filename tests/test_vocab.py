@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from lyricgen.tokenizer import LINE_BREAK, SPACE, normalize_line, tokenize_line, tokenize_lines
-from lyricgen.vocab import SPECIALS, UNK, Vocab
+from lyricgen.text.tokenizer import LINE_BREAK, SPACE, normalize_line, tokenize_line, tokenize_lines
+from lyricgen.text.vocab import SPECIALS, UNK, Vocab
 
 
 @pytest.fixture(scope="module")
