@@ -7,3 +7,7 @@ class LyricgenError(Exception):
 
 class OptionError(LyricgenError, ValueError):
     """An option value out of its bounds; also a ValueError, as Python's own argument errors are."""
+
+
+class Cancelled(Exception):
+    """Generation stopped because its caller asked (a client that disconnected); not an input error."""

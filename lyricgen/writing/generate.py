@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import SamplingConfig, StructureConfig
-from ..errors import LyricgenError
+from ..errors import Cancelled, LyricgenError
 from ..text.tokenizer import normalize_line
 from .sampling import banned_by_ngram, choose_next, make_generator, penalize_repeats
 
@@ -52,11 +52,14 @@ def _expand(hidden, n: int):
 
 @torch.no_grad()
 def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig | None = None,
-                 sampling: SamplingConfig | None = None, originality=None):
+                 sampling: SamplingConfig | None = None, originality=None, on_step=None, should_stop=None):
     """Generate sampling.num_samples continuations in one batch.
 
     Returns (ids, lengths, scores): ids (B, max_tokens), the number of tokens each candidate kept,
     and each candidate's mean log-probability per token under the (unconstrained) model.
+    on_step(tokens) gets each step's token ids (B,) of the candidates still writing (-1 for the
+    finished ones), for streaming; should_stop() is asked before every step, and True raises
+    Cancelled (a client that went away).
     """
     structure = structure or StructureConfig()
     sampling = sampling or SamplingConfig()
@@ -77,6 +80,8 @@ def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig 
     logp_sum = torch.zeros(B, device=device)
     out = torch.full((B, structure.max_tokens), LB, dtype=torch.long, device=device)
     for t in range(structure.max_tokens):
+        if should_stop is not None and should_stop():
+            raise Cancelled("generation was cancelled")
         logits = logits.float()
         logp = F.log_softmax(logits, dim=-1)  # (B, V), for the score
         adj = penalize_repeats(logits.clone(), seen, sampling.repetition_penalty)
@@ -99,6 +104,7 @@ def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig 
         nxt = torch.where(must_break, torch.full_like(line_len, LB), choose_next(adj, sampling, generator))
         nxt = torch.where(alive, nxt, torch.full_like(nxt, LB))
         out[:, t] = nxt
+        kept = alive.clone()  # this step's token is part of the text of these candidates
         logp_sum += torch.where(alive, logp.gather(1, nxt.unsqueeze(1)).squeeze(1), torch.zeros_like(logp_sum))
         lengths += alive.long()
         is_break = nxt == LB
@@ -110,6 +116,8 @@ def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig 
             history[b].append(token)
         if structure.lines:
             alive &= lines_done < structure.lines
+        if on_step is not None:
+            on_step(torch.where(kept, nxt, torch.full_like(nxt, -1)).tolist())
         if not alive.any():
             break
         logits, hidden = model(nxt.unsqueeze(1), hidden)

@@ -13,6 +13,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..config import SamplingConfig, StructureConfig, generation_configs
+from ..errors import LyricgenError
 from ..text.tokenizer import normalize_line
 from .generate import generate_ids, resolve_start
 
@@ -47,16 +48,26 @@ class Lyricist:
         return resolve_start(start, self.vocab)
 
     def generate(self, start: str, sampling: SamplingConfig | None = None, structure: StructureConfig | None = None,
-                 prompt_ids: list[int] | None = None, **options) -> list[Candidate]:
+                 prompt_ids: list[int] | None = None, on_token=None, should_stop=None, **options) -> list[Candidate]:
         """Candidates continuing `start`, best (highest mean log-probability) first.
 
         Options come as configs, or by name (`temperature=0.8, lines=4`), or both (names win).
-        `prompt_ids` skips resolving `start` again when the caller already did (`prompt`)."""
+        `prompt_ids` skips resolving `start` again when the caller already did (`prompt`).
+        Streaming: on_token(text) gets the start word, then each token's text as it is written (one
+        candidate only; the final candidate's text is authoritative, as --no-copy may drop a line
+        afterwards). should_stop() is asked before every step; True raises errors.Cancelled."""
         base = {**(asdict(sampling) if sampling else {}), **(asdict(structure) if structure else {})}
         sampling, structure = generation_configs({**base, **options})
         ids = prompt_ids if prompt_ids is not None else self.prompt(start)[0]
-        out, lengths, scores = generate_ids(self.model, self.vocab, ids, structure, sampling, self.originality)
         head = normalize_line(start)
+        on_step = None
+        if on_token is not None:
+            if sampling.num_samples != 1:
+                raise LyricgenError("streaming writes one candidate at a time: num_samples must be 1")
+            on_token(head)
+            on_step = lambda tokens: tokens[0] >= 0 and on_token(self.vocab.tokens[tokens[0]])  # noqa: E731
+        out, lengths, scores = generate_ids(self.model, self.vocab, ids, structure, sampling, self.originality,
+                                            on_step, should_stop)
         candidates = []
         for row, n, score in zip(out.tolist(), lengths.tolist(), scores.tolist()):
             text = (head + self.vocab.decode(row[:n])).rstrip("\n")
