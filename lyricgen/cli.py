@@ -216,19 +216,28 @@ def cmd_evaluate(args) -> int:
 def add_download(sub) -> None:
     from .text.download import CORPORA
 
-    p = sub.add_parser("download", help="fetch a public lyrics corpus, checking its sha256")
+    p = sub.add_parser("download", help="fetch a public corpus, checking every file's sha256",
+                       description="Fetch a corpus and write it as one text file, one lyric line per line. "
+                                   "Nothing is written unless every file matches its published checksum.")
     a = p.add_argument
-    a("name", choices=sorted(CORPORA), help="corpus to fetch")
-    a("--url", help="fetch from this address instead (a mirror)")
-    a("--sha256", help="expected sha256 of the zip (default: the published one)")
-    a("--out", type=Path, help="where to write the text (default: data/<name>_lyrics.txt)")
+    a("name", nargs="?", choices=sorted(CORPORA), help="corpus to fetch (--list shows them)")
+    a("--list", action="store_true", help="show the corpora that can be fetched, with their licences")
+    a("--url", help="fetch from this address instead: a mirror of the zip, or of the folder of files")
+    a("--sha256", help="expected sha256 of the zip (jaychou; default: the published one)")
+    a("--out", type=Path, help="where to write the text (default: data/jaychou_lyrics.txt, data/songci.txt)")
     a("--force", action="store_true", help="replace an existing file whose content differs")
     p.set_defaults(func=cmd_download)
 
 
 def cmd_download(args) -> int:
-    from .text.download import download
+    from .text.download import CORPORA, download
 
+    if args.list:
+        for c in CORPORA.values():
+            print(f"{c.name:8s} {c.description}\n{'':8s} licence: {c.licence}; writes {c.out}")
+        return 0
+    if args.name is None:
+        raise LyricgenError(f"name a corpus to fetch: {', '.join(sorted(CORPORA))} (or --list)")
     path, written = download(args.name, args.out, args.url, args.sha256, args.force)
     print(f"{'wrote' if written else 'already present, checksum verified:'} {path}")
     return 0
