@@ -17,14 +17,33 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.csv")
 
 
 # -- end to end, in subprocesses ---------------------------------------------------------------------
+def run_together(commands: dict) -> dict:
+    """Several `python -m lyricgen` processes at once (their start-up overlaps), each run to its end."""
+    procs = {name: subprocess.Popen([sys.executable, "-m", "lyricgen", *map(str, argv)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, encoding="utf-8", env=dict(os.environ))
+             for name, argv in commands.items()}
+    done = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
+
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
-    """Train one short epoch, then resume it to two: the run every subprocess test below reads."""
+    """Train one short epoch, resume it to two, then generate and evaluate with it: every command in
+    a fresh process, the last four at once."""
     out = tmp_path_factory.mktemp("e2e") / "run"
     train = run_lyricgen("train", "--corpus", TINY_CORPUS, "--out", out, "--epochs", "1", *TINY_TRAIN)
     after_train = load_checkpoint(out / "last.pt") if train.returncode == 0 else None
     resume = run_lyricgen("train", "--resume", out / "last.pt", "--epochs", "2")  # with progress output
-    return {"out": out, "train": train, "after_train": after_train, "resume": resume}
+    best = out / "best.pt"
+    return {"out": out, "train": train, "after_train": after_train, "resume": resume, **run_together({
+        "generate": ["generate", "月光", "--checkpoint", best, "--max-tokens", "20"],
+        "generate phrase": ["generate", "我们不分开", "--checkpoint", best, "--max-tokens", "20"],
+        "generate unknown": ["generate", "xqz", "--checkpoint", best],
+        "evaluate": ["evaluate", TINY_CORPUS, "--checkpoint", best, "--json", "--device", "cpu"],
+    })}
 
 
 def test_train_writes_a_run(e2e):
@@ -48,7 +67,7 @@ def test_resume_continues_to_more_epochs(e2e):
 
 
 def test_generate_from_in_vocabulary_word(e2e):
-    proc = run_lyricgen("generate", "月光", "--checkpoint", e2e["out"] / "best.pt", "--max-tokens", "20")
+    proc = e2e["generate"]
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("月光") and len(proc.stdout.strip()) > len("月光")
     assert "Traceback" not in proc.stderr
@@ -57,20 +76,20 @@ def test_generate_from_in_vocabulary_word(e2e):
 def test_generate_from_segmentable_phrase(e2e):
     vocab = load_checkpoint(e2e["out"] / "best.pt").vocab.tokens
     assert "我们不分开" not in vocab and {"我们", "不", "分开"} <= set(vocab)
-    proc = run_lyricgen("generate", "我们不分开", "--checkpoint", e2e["out"] / "best.pt", "--max-tokens", "20")
+    proc = e2e["generate phrase"]
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("我们不分开")
 
 
 def test_generate_from_unknown_word_fails_cleanly(e2e):
-    proc = run_lyricgen("generate", "xqz", "--checkpoint", e2e["out"] / "best.pt")
+    proc = e2e["generate unknown"]
     assert proc.returncode == 1
     line = one_error_line(proc.stderr)
     assert line.startswith("lyricgen: error: ") and "xqz" in line and proc.stdout == ""
 
 
 def test_evaluate_json(e2e):
-    proc = run_lyricgen("evaluate", TINY_CORPUS, "--checkpoint", e2e["out"] / "best.pt", "--json", "--device", "cpu")
+    proc = e2e["evaluate"]
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert isinstance(result, dict)
@@ -110,6 +129,9 @@ def test_help_imports_neither_torch_nor_jieba():
         assert proc.returncode == 0, proc.stderr
         first = proc.stdout.splitlines()[0]
         assert first.startswith("usage: lyricgen") and (not command or command[0] in first)
+        if not command:
+            assert all(name in proc.stdout for name in ("train", "generate", "evaluate", "download"))
+        assert all(line.startswith("import time:") for line in proc.stderr.splitlines())  # nothing else
         imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
                     if line.startswith("import time:") and "|" in line}
         assert "lyricgen.cli" in imported  # the measurement saw our modules

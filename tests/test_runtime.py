@@ -1,13 +1,11 @@
 """runtime.py: the device chosen once, thread settings that are put back, and --deterministic."""
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from lyricgen.errors import LyricgenError
-from lyricgen.runtime import amp_dtype, cpu_threads, generation_threads, resolve_device
+from lyricgen.runtime import amp_dtype, cpu_threads, generation_threads, make_deterministic, resolve_device
 
 
 def test_resolve_device():
@@ -38,16 +36,16 @@ def test_cpu_threads_are_put_back_even_after_an_error(monkeypatch):
     assert calls == [1]
 
 
-def test_deterministic_flag_applies_the_documented_settings(tmp_path):
-    # in a subprocess: the settings are process-global
-    code = (
-        "import os, torch\n"
-        "from lyricgen.runtime import make_deterministic\n"
-        "make_deterministic(torch.device('cpu'))\n"
-        "print(torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,\n"
-        "      torch.backends.cudnn.benchmark, os.environ.get('CUBLAS_WORKSPACE_CONFIG'))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["True", "True", "False", ":4096:8"]
+def test_deterministic_flag_applies_the_documented_settings(monkeypatch):
+    # the settings are process-global: put back afterwards
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn = torch.backends.cudnn
+    before = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark)
+    try:
+        make_deterministic(torch.device("cpu"))
+        assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark) == \
+            (True, True, False)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        cudnn.deterministic, cudnn.benchmark = before[1:]
