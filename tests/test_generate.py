@@ -16,7 +16,8 @@ from lyricgen.errors import LyricgenError
 from lyricgen.text.vocab import Vocab
 from lyricgen.writing.generate import generate_ids, resolve_start
 
-SAMPLINGS = [SamplingConfig(), SamplingConfig(temperature=1.0, seed=1), SamplingConfig(temperature=1.5, top_k=5, seed=2),
+SAMPLINGS = [SamplingConfig(), SamplingConfig(temperature=1.0, seed=1),
+             SamplingConfig(temperature=1.5, top_k=5, seed=2),
              SamplingConfig(temperature=1.0, top_p=0.9, seed=3), SamplingConfig(temperature=2.0, seed=4)]
 
 

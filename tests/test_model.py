@@ -105,7 +105,7 @@ def test_embed_dropout_drops_whole_entries():
 @pytest.mark.parametrize("embed_dim, tie_weights", [(16, True), (8, True), (8, False)])
 def test_macs_per_token_counts_every_matrix_product(cell, gates, embed_dim, tie_weights):
     model = tiny(cell, embed_dim=embed_dim, tie_weights=tie_weights)
-    H, E, L = 16, embed_dim, 2
+    H, E = 16, embed_dim
     recurrent = gates * (E + H) * H + gates * (H + H) * H  # layer 1 reads the embedding, layer 2 layer 1
     output = (H * E + E * V) if model.proj is not None else H * V
     assert macs_per_token(model.config) == recurrent + output

@@ -139,7 +139,8 @@ def test_sample_writes_what_the_preset_flags_write(cli, overfit_ckpt):
 
 def test_check_value_converts_only_what_is_harmless():
     meta = TrainConfig.__dataclass_fields__["lr"].metadata
-    assert check_value("lr", 1, float, False, meta) == 1.0 and isinstance(check_value("lr", 1, float, False, meta), float)
+    converted = check_value("lr", 1, float, False, meta)
+    assert converted == 1.0 and isinstance(converted, float)
     for bad in (True, "0.1", None):
         with pytest.raises(OptionError, match="^lr must"):
             check_value("lr", bad, float, False, meta)

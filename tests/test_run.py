@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (TINY_CORPUS, TINY_DATA, TINY_OPTIONS, TINY_TRAIN, call_cli, one_error_line, same_tensors,
-                      snapshot, tiny_trainer, weights_equal)
+from conftest import (TINY_CORPUS, TINY_DATA, TINY_OPTIONS, call_cli, one_error_line, same_tensors, snapshot,
+                      tiny_trainer, weights_equal)
 from lyricgen.checkpoint import load_checkpoint, save_checkpoint
 from lyricgen.config import RunConfig
 from lyricgen.errors import LyricgenError
@@ -83,11 +83,10 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     assert target.read_text(encoding="utf-8") == "keep me"
 
 
-def test_a_new_run_needs_an_epoch(cli, tmp_path):
+def test_a_new_run_needs_an_epoch(tmp_path):
     out = tmp_path / "r"
-    rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--out", out, *TINY_TRAIN, "--epochs", "0")
-    assert rc == 1
-    assert "--epochs must be at least 1 for a new run" in one_error_line(err)
+    message = refused(RunConfig(corpus=str(TINY_CORPUS), out=str(out), **CPU), {**NEW_RUN, "epochs": 0})
+    assert message == "--epochs must be at least 1 for a new run"
     assert not out.exists() or list(out.iterdir()) == []
 
 
