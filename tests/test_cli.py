@@ -225,15 +225,15 @@ def _write(tmp_path, name, data: bytes) -> Path:
     return path
 
 
-BAD_TRAIN = {  # (arguments, words the error line must hold)
-    "missing corpus": (lambda t: ["--corpus", t / "nope.txt"], ["not found"]),
-    "directory as corpus": (lambda t: ["--corpus", t], ["directory"]),
-    "empty corpus": (lambda t: ["--corpus", _write(t, "empty.txt", b"")], ["no lyrics"]),
+BAD_TRAIN = {  # (arguments, words the error line must hold; {corpus} is the --corpus given)
+    "missing corpus": (lambda t: ["--corpus", t / "nope.txt"], ["{corpus}", "not found"]),
+    "directory as corpus": (lambda t: ["--corpus", t], ["{corpus}", "directory"]),
+    "empty corpus": (lambda t: ["--corpus", _write(t, "empty.txt", b"")], ["{corpus}", "no lyrics"]),
     "whitespace-only corpus": (lambda t: ["--corpus", _write(t, "ws.txt", " \n\u3000\n\t\n".encode())], ["no lyrics"]),
     "corpus too short": (lambda t: ["--corpus", _write(t, "short.txt", "月光\n".encode())], ["too short"]),
     "non-UTF-8 corpus": (lambda t: ["--corpus", _write(t, "gb.txt", "月光照在河面\n".encode("gb18030"))],
-                         ["gb18030", "byte offset"]),
-    "binary corpus": (lambda t: ["--corpus", _write(t, "bin.txt", b"\x00\x01\x02abc\n")], ["NUL"]),
+                         ["{corpus}", "byte offset", "--encoding gb18030"]),
+    "binary corpus": (lambda t: ["--corpus", _write(t, "bin.txt", b"\x00\x01\x02abc\n")], ["{corpus}", "NUL"]),
     "unknown encoding": (lambda t: ["--corpus", TINY_CORPUS, "--encoding", "klingon"], ["klingon"]),
     "negative epochs": (lambda t: ["--corpus", TINY_CORPUS, "--epochs", "-1"], ["--epochs", ">= 0"]),
     "zero epochs": (lambda t: ["--corpus", TINY_CORPUS, "--epochs", "0"], ["--epochs must be at least 1"]),
@@ -257,11 +257,14 @@ def test_bad_train_input(cli, run_copy, tmp_path, case):
     inputs.mkdir()
     before = snapshot(run_copy)
     make_args, words = BAD_TRAIN[case]
-    rc, out, err = cli("train", *TINY_TRAIN, "--epochs", "1", *make_args(inputs), "--out", run_copy, "--force")
+    args = make_args(inputs)
+    rc, out, err = cli("train", *TINY_TRAIN, "--epochs", "1", *args, "--out", run_copy, "--force")
     assert rc in (1, 2) and out == ""
     line = one_error_line(err)
     assert line.startswith("lyricgen")
     for word in words:
+        if word == "{corpus}":
+            word = str(args[args.index("--corpus") + 1])
         assert word in line, line
     assert snapshot(run_copy) == before
 

@@ -151,13 +151,10 @@ def test_a_seed_reproduces_sampling_and_seeds_differ(tiny_model, overfit_writer,
         assert cli(*argv)[1] == first
 
 
-def test_candidates_are_written_in_one_batch_with_their_scores(overfit_writer):
-    start, rows = gen_ids(overfit_writer, "晨光", StructureConfig(max_tokens=25),
-                          SamplingConfig(temperature=1.2, seed=5), k=5)
-    assert len(rows) == 5 and len({tuple(r) for r in rows}) > 1
+def test_candidates_of_one_batch_start_from_the_same_state(overfit_writer):
     _, (alone,) = gen_ids(overfit_writer, "晨光", StructureConfig(max_tokens=25))
     _, greedy_rows = gen_ids(overfit_writer, "晨光", StructureConfig(max_tokens=25), k=3)
-    assert greedy_rows == [alone] * 3  # greedy candidates are all the same text
+    assert greedy_rows == [alone] * 3  # greedy candidates in a batch are the text written alone
 
 
 # -- the n-gram bans -------------------------------------------------------------------------------------
