@@ -4,10 +4,12 @@ lines, CLI runners, tensor comparison, and the cuda/corpus skips.
 Everything runs on CPU with one thread: the models here are a few thousand parameters, where
 intra-op threads only add overhead (and stall badly when another process holds the cores).
 """
+import errno
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,74 @@ def one_error_line(err: str) -> str:
 def snapshot(directory: Path) -> dict:
     """Every file of a directory by name, with its bytes."""
     return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+# -- faults in the writing of one file ------------------------------------------------------------------
+WRITE_FAULTS = ("temp file", "write", "fsync", "rename")
+
+
+class FullDisk:
+    """An open file on a disk with `room` bytes left: writes past that fail with ENOSPC, as the
+    operating system's do. Everything else goes to the real file."""
+
+    def __init__(self, f, room: int):
+        self._f, self._room = f, room
+
+    def write(self, data):
+        size = memoryview(data).nbytes
+        if size > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= size
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def fail_writes_of(target: Path, stage: str, monkeypatch) -> None:
+    """Every later replacement of `target` fails at `stage`: creating the temporary file (permission
+    denied), writing it (the disk fills up after 64 bytes), fsyncing it (disk full) or renaming it
+    over the target (permission denied). Writes of other files are untouched."""
+    assert stage in WRITE_FAULTS
+    real_mkstemp, real_fdopen, real_fsync, real_replace = tempfile.mkstemp, os.fdopen, os.fsync, os.replace
+    temps = set()  # descriptors of the target's temporary files
+
+    def ours(directory, prefix) -> bool:
+        return Path(directory) == target.parent and prefix == f".{target.name}.tmp-"
+
+    def mkstemp(*args, prefix=None, dir=None, **kwargs):
+        if stage == "temp file" and ours(dir, prefix):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        fd, path = real_mkstemp(*args, prefix=prefix, dir=dir, **kwargs)
+        if ours(dir, prefix):
+            temps.add(fd)
+        return fd, path
+
+    def fdopen(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        return FullDisk(f, 64) if stage == "write" and fd in temps else f
+
+    def fsync(fd):
+        if stage == "fsync" and fd in temps:
+            temps.discard(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        if stage == "rename" and Path(dst) == target:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("lyricgen.fileio.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr("lyricgen.fileio.os.fdopen", fdopen)
+    monkeypatch.setattr("lyricgen.fileio.os.fsync", fsync)
+    monkeypatch.setattr("lyricgen.fileio.os.replace", replace)
 
 
 # -- runs and checkpoints ----------------------------------------------------------------------------

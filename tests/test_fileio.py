@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_CORPUS, same_tensors, tiny_trainer
+from conftest import TINY_CORPUS, WRITE_FAULTS, fail_writes_of, same_tensors, tiny_trainer
 from lyricgen import fileio
 from lyricgen.checkpoint import save_checkpoint
 from lyricgen.errors import LyricgenError
@@ -30,7 +30,7 @@ def _mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-# -- failures leave the previous file ---------------------------------------------------------------
+# -- failures leave the previous file (every writer's failures: below) -------------------------------
 def _writes_half_then(exc):
     def write(f):
         f.write(b"PK\x03\x04 half written")
@@ -42,37 +42,6 @@ def _raise(exc):
     def fake(*args, **kwargs):
         raise exc
     return fake
-
-
-ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-EACCES = PermissionError(errno.EACCES, "Permission denied")
-FAULTS = {  # (what to patch, its replacement, or None: the data writer itself fails)
-    "disk full while writing": (None, _writes_half_then(ENOSPC)),
-    "permission denied while writing": (None, _writes_half_then(EACCES)),
-    "disk full at fsync": ("lyricgen.fileio.os.fsync", _raise(ENOSPC)),
-    "permission denied at rename": ("lyricgen.fileio.os.replace", _raise(EACCES)),
-    "permission denied creating the temp file": ("lyricgen.fileio.tempfile.mkstemp", _raise(EACCES)),
-}
-
-
-@pytest.mark.parametrize("fault", list(FAULTS))
-def test_failed_write_is_one_error_and_keeps_the_previous_file(tmp_path, monkeypatch, fault):
-    path = tmp_path / "last.pt"
-    atomic_write(path, b"old contents", "checkpoint")
-    target, replacement = FAULTS[fault]
-    data = b"new contents"
-    if target is None:
-        data = replacement
-    else:
-        monkeypatch.setattr(target, replacement)
-    with pytest.raises(LyricgenError) as info:
-        atomic_write(path, data, "checkpoint")
-    monkeypatch.undo()
-    message = str(info.value)
-    assert message.startswith(f"cannot save checkpoint {path}: ") and "\n" not in message
-    assert ("No space left" in message) == ("disk full" in fault)
-    assert path.read_bytes() == b"old contents"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
 
 
 def test_interrupted_write_propagates_and_keeps_the_previous_file(tmp_path):
@@ -255,25 +224,25 @@ def test_every_writer_fsyncs_the_directory_after_its_rename(writer, tmp_path, mo
     assert synced and synced[-1] == [path.name]  # renamed into place, no temp file, then synced
 
 
+@pytest.mark.parametrize("stage", WRITE_FAULTS)  # temp file, write (the disk fills up), fsync, rename
 @pytest.mark.parametrize("writer", WRITERS)
-def test_every_writer_keeps_its_previous_file_when_the_rename_fails(writer, tmp_path, monkeypatch, tiny_ckpt,
-                                                                     tiny_lines):
+def test_every_writer_keeps_its_previous_file_when_a_write_fails(writer, stage, tmp_path, monkeypatch, tiny_ckpt,
+                                                                  tiny_lines):
+    """Whatever step fails (the temporary file, the disk filling up while writing, fsync, rename):
+    one error line naming the file, the previous file as it was, no temporary file left."""
     path, write = make_writer(writer, tmp_path, monkeypatch, tiny_ckpt, tiny_lines)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"the previous file")
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if Path(dst) == path:
-            raise PermissionError(errno.EACCES, "Permission denied")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr("lyricgen.fileio.os.replace", replace)
+    fail_writes_of(path, stage, monkeypatch)
     if writer == "token cache":
         write()  # a cache that cannot be written never fails its caller
     else:
-        with pytest.raises(LyricgenError, match="Permission denied; the previous file is unchanged"):
+        with pytest.raises(LyricgenError) as info:
             write()
+        message = str(info.value)
+        assert message.startswith("cannot save ") and f" {path}: " in message and "\n" not in message
+        assert ("No space left on device" in message) == (stage in ("write", "fsync"))
+        assert message.endswith("the previous file is unchanged") == (stage != "temp file")
     assert path.read_bytes() == b"the previous file"
     assert temp_leftovers(path.parent, path.name) == []
 

@@ -2,13 +2,11 @@
 (stop request, time budget, early stopping), the learning-rate plateau schedule, and the promise that
 a non-finite value or a failed save never reaches or breaks a saved run."""
 import csv
-import errno
-import os
 
 import pytest
 import torch
 
-from conftest import TINY_CORPUS, TINY_TRAIN, one_error_line, snapshot, tiny_trainer
+from conftest import TINY_CORPUS, TINY_TRAIN, fail_writes_of, one_error_line, snapshot, tiny_trainer
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.config import TrainConfig
 from lyricgen.model import LyricsRNN
@@ -204,12 +202,7 @@ def test_non_finite_values_stop_before_the_optimizer_step(run_copy, tmp_path, cl
 
 def test_disk_full_during_training_keeps_the_run(run_copy, cli, monkeypatch):
     before = snapshot(run_copy)
-
-    def disk_full(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr("lyricgen.checkpoint.torch.save", disk_full)
+    fail_writes_of(run_copy / "last.pt", "write", monkeypatch)  # the disk fills up while torch.save writes
     rc, _, err = cli("train", "--resume", run_copy / "last.pt", "--epochs", "3", "--quiet")
     monkeypatch.undo()
     assert rc == 1
