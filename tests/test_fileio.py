@@ -30,25 +30,16 @@ def _mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-# -- failures leave the previous file (every writer's failures: below) -------------------------------
-def _writes_half_then(exc):
-    def write(f):
-        f.write(b"PK\x03\x04 half written")
-        raise exc
-    return write
-
-
-def _raise(exc):
-    def fake(*args, **kwargs):
-        raise exc
-    return fake
-
-
+# -- writing (every writer's failures: below) ------------------------------------------------------------
 def test_interrupted_write_propagates_and_keeps_the_previous_file(tmp_path):
+    def interrupted(f):
+        f.write(b"PK\x03\x04 half written")
+        raise KeyboardInterrupt  # Ctrl-C in the middle of a save
+
     path = tmp_path / "last.pt"
     atomic_write(path, b"old contents")
     with pytest.raises(KeyboardInterrupt):
-        atomic_write(path, _writes_half_then(KeyboardInterrupt()))
+        atomic_write(path, interrupted)
     assert path.read_bytes() == b"old contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
@@ -279,7 +270,10 @@ def test_shared_cache_dir_that_is_not_ours_is_refused(tmp_path, monkeypatch):
     target = tmp_path / "shared"
     target.mkdir()
     target.chmod(0o777)
-    monkeypatch.setattr("lyricgen.fileio.os.chmod", _raise(PermissionError(errno.EPERM, "Operation not permitted")))
+    def chmod(path, mode):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr("lyricgen.fileio.os.chmod", chmod)
     with pytest.raises(LyricgenError, match="LYRICGEN_CACHE") as info:
         private_dir(target)
     assert str(target) in str(info.value)
