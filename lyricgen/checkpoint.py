@@ -97,10 +97,38 @@ def to_dict(ckpt: Checkpoint) -> dict:
     return d
 
 
+class _WriteErrors:
+    """The file torch.save writes to, remembering the first write that failed: torch's zip writer
+    swallows that OSError (a full disk) and fails later with an unrelated RuntimeError."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
 def save_checkpoint(ckpt: Checkpoint, path) -> None:
     """Atomically write `ckpt` to `path`; any failure leaves the old file as it was."""
     d = to_dict(ckpt)
-    atomic_write(path, lambda f: torch.save(d, f), "checkpoint")
+
+    def write(f):
+        f = _WriteErrors(f)
+        try:
+            torch.save(d, f)
+        except RuntimeError:
+            if f.error is None:
+                raise
+            raise f.error from None  # atomic_write turns it into one error line
+
+    atomic_write(path, write, "checkpoint")
 
 
 def read_raw(path) -> dict:

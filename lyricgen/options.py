@@ -175,7 +175,10 @@ def parse_value(cls, name: str, text: str):
     if optional and text.lower() in ("none", "off"):
         return None
     if kind is bool:
-        return text.lower() in ("1", "true", "yes", "on")
+        word = text.lower()
+        if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise OptionError(f"{name} needs true or false, got {text!r}")
+        return word in ("1", "true", "yes", "on")
     try:
         value = kind(text)
     except ValueError:

@@ -1,4 +1,4 @@
-"""`lyricgen download` against a local HTTP server: no test needs the network.
+"""text/download.py through `lyricgen download`, against a local HTTP server: no test needs the network.
 
 The zip is built in the test from the shared corpus (tests that need it skip without it); the
 checksum and error paths use zips of the tiny fixture instead.
@@ -76,9 +76,15 @@ def test_download_writes_the_corpus(jaychou, site, tmp_path, cli):
         assert out.read_bytes() == corpus
         assert [p.name for p in out.parent.iterdir()] == ["j.txt"]  # no temp files
         rc, stdout, err = cli(*args)
+        assert rc == 0, err
+        assert "already present" in stdout
+        assert out.read_bytes() == corpus
+        out.write_text("my own notes\n", encoding="utf-8")  # other content is replaced only with --force
+        rc, stdout, err = cli(*args, "--force")
     assert rc == 0, err
-    assert "already present" in stdout
+    assert "wrote" in stdout
     assert out.read_bytes() == corpus
+    assert [p.name for p in out.parent.iterdir()] == ["j.txt"]
 
 
 def _fails(cli, *args) -> str:

@@ -1,152 +1,93 @@
-import math
+"""scoring/evaluate.py: evaluate_file scores a text file (or its held-out tail) with a checkpoint."""
+import dataclasses
+import json
 
 import pytest
 import torch
 
-from lyricgen.evaluate import (UNK_CHAR_BITS, Score, count_chars, good_turing_unk_prob, mix_repeats, score,
-                               score_lines, token_nll)
-from lyricgen.repeat import MAX_MATCH, calibrate, predictions
-from lyricgen.model import LyricsRNN, ModelConfig
-from lyricgen.text.vocab import Vocab
+from conftest import TINY_CORPUS
+from lyricgen.checkpoint import save_checkpoint
+from lyricgen.errors import LyricgenError
+from lyricgen.scoring.evaluate import evaluate_file
+from lyricgen.scoring.score import Text, score
+from lyricgen.text.corpus import read_corpus
+from lyricgen.text.tokenizer import tokenize_lines
 
-CPU = torch.device("cpu")
-TRAIN = [["月光", "下"], ["月光", " ", "分开"], ["我", "不", "分开"]]
-
-
-@pytest.fixture
-def vocab():
-    return Vocab.build(TRAIN, min_freq=1)
+KEYS = {"ppl", "bpc_open", "loss", "ppl_rnn", "bpc_open_rnn", "repeat_model", "tokens", "chars", "unk", "unk_chars",
+        "file"}
 
 
-def uniform_model(vocab_size: int) -> LyricsRNN:
-    """Every logit 0: the model's distribution is uniform over the vocabulary, whatever the input."""
-    torch.manual_seed(0)
-    model = LyricsRNN(ModelConfig(vocab_size=vocab_size, embed_dim=8, hidden_size=16, num_layers=1,
-                                  dropout=0.0, embed_dropout=0.0, tie_weights=False))
-    with torch.no_grad():
-        model.decoder.weight.zero_()
-        model.decoder.bias.zero_()
-    return model
+@pytest.fixture(scope="module")
+def whole(tiny_run):
+    return evaluate_file(tiny_run / "best.pt", TINY_CORPUS, device="cpu")
 
 
-def random_model(vocab_size: int) -> LyricsRNN:
-    torch.manual_seed(0)
-    return LyricsRNN(ModelConfig(vocab_size=vocab_size, embed_dim=8, hidden_size=16, num_layers=1,
-                                 dropout=0.0, embed_dropout=0.0))
+def test_the_file_is_scored_with_the_checkpoints_side_models(whole, tiny_ckpt):
+    text = Text.encode(tiny_ckpt.vocab, tokenize_lines(read_corpus(TINY_CORPUS)))
+    side = tiny_ckpt.side
+    result, network = score(tiny_ckpt.build_model(), text, tiny_ckpt.vocab, side.unk, torch.device("cpu"),
+                            side.repeat)
+    assert whole.result == result and whole.network == network
+    assert whole.repeat_model is True and whole.result.nll < whole.network.nll
+    d = whole.to_dict()
+    assert set(d) == KEYS and json.loads(json.dumps(d)) == d
+    assert (d["ppl"], d["bpc_open"], d["loss"]) == (result.ppl, result.bpc_open, result.loss)
+    assert (d["ppl_rnn"], d["bpc_open_rnn"]) == (network.ppl, network.bpc_open)
+    assert (d["tokens"], d["chars"], d["unk"], d["unk_chars"]) == (result.tokens, result.chars, result.unk,
+                                                                   result.unk_chars)
+    assert d["file"] == str(TINY_CORPUS)
+    assert d["ppl"] > 1 and d["bpc_open"] > 0 and d["tokens"] > 80 and d["chars"] > d["tokens"]
+    assert isinstance(d["unk"], int) and d["unk"] >= 0
 
 
-def test_unk_char_bits():
-    assert UNK_CHAR_BITS == pytest.approx(math.log2(20992))
+def test_without_the_repeat_model_the_figures_are_the_networks(whole, tiny_run):
+    ev = evaluate_file(tiny_run / "best.pt", TINY_CORPUS, repeat=False, device="cpu")
+    assert ev.repeat_model is False
+    assert ev.result == ev.network == whole.network
 
 
-def test_count_chars_counts_line_breaks():
-    assert count_chars([["月光", "下"], [], ["a", " ", "b"]]) == (3 + 1) + (0 + 1) + (3 + 1)
-    assert count_chars([]) == 0
+def test_held_out_scores_exactly_what_training_validated(whole, tiny_run, tiny_ckpt):
+    rows = [r for r in tiny_ckpt.training.state.metrics if r["val_loss"] != ""]
+    best = min(rows, key=lambda r: r["val_loss"])
+    assert best["val_loss"] == tiny_ckpt.training.state.best_loss  # best.pt is that model
+    ev = evaluate_file(tiny_run / "best.pt", TINY_CORPUS, held_out=True, device="cpu")
+    assert ev.result.loss == pytest.approx(best["val_loss"], abs=1e-9)
+    assert abs(ev.result.bpc_open - best["val_bpc_open"]) < 1e-3
+    assert abs(ev.network.bpc_open - best["val_bpc_open_rnn"]) < 1e-3
+    assert ev.result.chars < whole.result.chars
 
 
-def test_uniform_model_nll(vocab):
-    V = len(vocab)
-    ids = [vocab.index[t] for t in ("月光", "下", "\n", "分开", "\n")]
-    nll = token_nll(uniform_model(V), ids, vocab.line_break_id, vocab.unk_id, 0.0, CPU)
-    assert nll.shape == (5,)
-    assert torch.allclose(nll, torch.full((5,), math.log(V)), atol=1e-5)
+def test_held_out_needs_a_held_out_part(tiny_run, tiny_ckpt, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("月光\n", encoding="utf-8")
+    with pytest.raises(LyricgenError, match="too short to have a held-out part"):
+        evaluate_file(tiny_run / "best.pt", short, held_out=True, device="cpu")
+    training = dataclasses.replace(tiny_ckpt.training, config=dataclasses.replace(tiny_ckpt.training.config,
+                                                                                  val_fraction=0.0))
+    save_checkpoint(dataclasses.replace(tiny_ckpt, training=training), tmp_path / "no-val.pt")
+    with pytest.raises(LyricgenError, match="without a held-out part"):
+        evaluate_file(tmp_path / "no-val.pt", TINY_CORPUS, held_out=True, device="cpu")
+    # a generation-only checkpoint holds its last 10% out, the default
+    save_checkpoint(tiny_ckpt.without_training(), tmp_path / "slim.pt")
+    ev = evaluate_file(tmp_path / "slim.pt", TINY_CORPUS, held_out=True, device="cpu")
+    assert ev.result == evaluate_file(tiny_run / "best.pt", TINY_CORPUS, held_out=True, device="cpu").result
 
 
-def test_uniform_model_with_unk_mixture(vocab):
-    V, p = len(vocab), 0.2
-    ids = [vocab.index["月光"], vocab.unk_id, vocab.line_break_id]
-    nll = token_nll(uniform_model(V), ids, vocab.line_break_id, vocab.unk_id, p, CPU).tolist()
-    known = -math.log((1 - p) / V)
-    unk = -math.log((1 - p) / V + p)
-    assert nll == pytest.approx([known, unk, known], abs=1e-5)
+def test_the_files_encoding_is_honoured(whole, tiny_run, tmp_path):
+    gb = tmp_path / "gb.txt"
+    gb.write_bytes(TINY_CORPUS.read_text(encoding="utf-8").encode("gb18030"))
+    ev = evaluate_file(tiny_run / "best.pt", gb, encoding="gb18030", device="cpu")
+    assert ev.result == whole.result and ev.network == whole.network
+    with pytest.raises(LyricgenError, match="gb18030"):
+        evaluate_file(tiny_run / "best.pt", gb, device="cpu")
 
 
-def test_score_lines_arithmetic(vocab):
-    """Hand-made held-out text with one unseen two-character piece: check every figure."""
-    V, p = len(vocab), 0.1
-    lines = [["月光", "龘靐"], ["下"]]
-    result, plain = score_lines(uniform_model(V), vocab, lines, p, CPU)
-    assert result == plain  # without a repeat model the two figures are the same
-    # ids: 月光 <unk> \n 下 \n
-    assert (result.tokens, result.unk, result.unk_chars) == (5, 1, 2)
-    assert result.chars == (2 + 2 + 1) + (1 + 1)
-    known, unk = -math.log((1 - p) / V), -math.log((1 - p) / V + p)
-    assert result.nll == pytest.approx(4 * known + unk, abs=1e-4)
-    assert result.loss == pytest.approx(result.nll / 5)
-    assert result.ppl == pytest.approx(math.exp(result.nll / 5), rel=1e-6)
-    expected_bits = result.nll / math.log(2) + 2 * math.log2(20992)  # the surcharge per unseen char
-    assert result.bits == pytest.approx(expected_bits, abs=1e-4)
-    assert result.bpc_open == pytest.approx(expected_bits / 7, abs=1e-5)
-    d = result.to_dict()
-    assert {"tokens", "chars", "unk", "unk_chars", "nll", "bits", "loss", "ppl", "bpc_open"} <= set(d)
-
-
-def test_no_surcharge_without_unseen_characters(vocab):
-    V = len(vocab)
-    result, _ = score_lines(uniform_model(V), vocab, [["月光", "下"]], 0.0, CPU)
-    assert result.unk_chars == 0
-    assert result.bits == pytest.approx(3 * math.log2(V), abs=1e-4)
-    assert result.bpc_open == pytest.approx(3 * math.log2(V) / 4, abs=1e-5)
-
-
-def test_hidden_state_carried_across_chunks(vocab):
-    model = random_model(len(vocab))
-    ids = [vocab.index[t] for t in ("月光", "下", "\n", "我", "不", "分开", "\n", "月光")] * 3
-    whole = token_nll(model, ids, vocab.line_break_id, vocab.unk_id, 0.05, CPU)
-    chunked = token_nll(model, ids, vocab.line_break_id, vocab.unk_id, 0.05, CPU, chunk_len=5)
-    assert torch.allclose(whole, chunked, atol=1e-5)
-
-
-def test_score_counts_unk_ids(vocab):
-    model = uniform_model(len(vocab))
-    ids = [vocab.unk_id, vocab.index["下"], vocab.unk_id]
-    result, _ = score(model, ids, chars=9, unk_chars=4, vocab=vocab, unk_prob=0.1, device=CPU)
-    assert isinstance(result, Score)
-    assert (result.tokens, result.unk, result.unk_chars, result.chars) == (3, 2, 4, 9)
-    assert result.bits == pytest.approx(result.nll / math.log(2) + 4 * UNK_CHAR_BITS)
-
-
-def test_good_turing_unk_prob():
-    tokens = ["<unk>", "\n", " ", "a", "bc", "d", "e"]
-    counts = [0, 5, 0, 1, 1, 3, 1]
-    assert good_turing_unk_prob(counts, tokens, total=20) == pytest.approx(2 / 20)  # a and e
-    assert good_turing_unk_prob([0, 5, 0, 4], ["<unk>", "\n", " ", "a"], total=9) == pytest.approx(1 / 9)
-
-
-# -- the repeat model ------------------------------------------------------------------------------------
-def test_repeat_predictions_follow_the_longest_recent_match():
-    assert predictions([1, 2, 3, 4, 1, 2, 3, 4]) == [(-1, 0)] * 6 + [(3, 2), (4, 3)]
-    assert predictions([5, 6, 7, 5, 6, 8]) == [(-1, 0)] * 5 + [(7, 2)]
-    assert predictions([1, 2, 3]) == [(-1, 0)] * 3
-
-
-def test_repeat_calibration():
-    alpha = calibrate([5, 6, 7, 5, 6, 7])  # one prediction at match length 2, and it is right
-    assert len(alpha) == MAX_MATCH + 1
-    assert alpha[2] == pytest.approx(1 / 2)  # add-one smoothing
-    assert sum(alpha) == pytest.approx(1 / 2)
-
-
-@pytest.mark.parametrize("ids, hit", [([5, 6, 7, 5, 6, 7], True), ([5, 6, 7, 5, 6, 8], False)])
-def test_repeat_mixture_arithmetic(ids, hit):
-    V, a = 9, 0.5
-    nll = torch.full((len(ids),), math.log(V))  # a uniform network
-    alpha = [0.0] * (MAX_MATCH + 1)
-    alpha[2] = a
-    mixed = mix_repeats(nll, ids, alpha)
-    assert mixed[:5].tolist() == pytest.approx([math.log(V)] * 5)  # no prediction: the network alone
-    expected = -math.log((1 - a) / V + a) if hit else -math.log((1 - a) / V)
-    assert float(mixed[5]) == pytest.approx(expected)
-
-
-def test_score_with_repeat_model(vocab):
-    V = len(vocab)
-    tok = [vocab.index[t] for t in ("月光", "下", "\n")]
-    ids = tok * 4  # a chorus
-    alpha = calibrate(ids)
-    mixed, plain = score(uniform_model(V), ids, chars=16, unk_chars=0, vocab=vocab, unk_prob=0.0, device=CPU,
-                         repeat_alpha=alpha)
-    assert plain.nll == pytest.approx(len(ids) * math.log(V), abs=1e-4)
-    assert mixed.nll < plain.nll  # the repeats are predicted
-    assert mixed.bits == pytest.approx(mixed.nll / math.log(2))
-    assert (mixed.tokens, mixed.chars) == (plain.tokens, plain.chars)
+@pytest.mark.parametrize("case", ["missing file", "missing checkpoint", "empty file"])
+def test_bad_inputs_are_one_line_errors(tiny_run, tmp_path, case):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    checkpoint, file = {"missing file": (tiny_run / "best.pt", tmp_path / "nope.txt"),
+                        "missing checkpoint": (tmp_path / "nope.pt", TINY_CORPUS),
+                        "empty file": (tiny_run / "best.pt", tmp_path / "empty.txt")}[case]
+    with pytest.raises(LyricgenError) as info:
+        evaluate_file(checkpoint, file, device="cpu")
+    assert "\n" not in str(info.value) and ("nope" in str(info.value) or "no lyrics" in str(info.value))

@@ -1,12 +1,22 @@
+"""text/tokenizer.py: line normalisation, jieba segmentation (its cache kept private), pathological
+lines, mixed scripts, and the on-disk tokenisation cache."""
 import os
+import random
 import stat
 import subprocess
 import sys
 
 import pytest
 
+from conftest import TINY_TRAIN
+from lyricgen.checkpoint import load_checkpoint
+from lyricgen.fileio import cache_dir
 from lyricgen.text import tokenizer
-from lyricgen.text.tokenizer import LINE_BREAK, SPACE, normalize_line, tokenize_line, tokenize_lines
+from lyricgen.text.tokenizer import LINE_BREAK, MAX_SEGMENT, SPACE, normalize_line, tokenize_line, tokenize_lines
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -58,44 +68,84 @@ def test_space_variants_give_identical_tokens(tiny_lines):
         assert tokenize_line("\u3000" + line + "  ") == tokenize_line(line)
 
 
-def _mode(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
+def test_a_huge_line_is_segmented_in_bounded_slices(tmp_path, monkeypatch):
+    """A corpus of one huge line (no line breaks) is segmented MAX_SEGMENT characters at a time, so
+    memory follows the slice, not the line. (How long a 2 MB line takes is measured by the benchmarks.)"""
+    from lyricgen.text.corpus import read_corpus
+
+    chars = "的一是不了人我在有他这中大来上个到说们为子和你地出道也时年"
+    rng = random.Random(2)
+    corpus = tmp_path / "one_line.txt"
+    corpus.write_text("".join(rng.choice(chars) for _ in range(5 * MAX_SEGMENT + 123)) + "\n", encoding="utf-8")
+    (line,) = read_corpus(corpus)
+    jieba = tokenizer._segmenter()
+    real_lcut, seen = jieba.lcut, []
+
+    def lcut(text, *args, **kwargs):
+        seen.append(len(text))
+        return real_lcut(text, *args, **kwargs)
+
+    monkeypatch.setattr(jieba, "lcut", lcut)
+    tokens = tokenize_line(line)
+    assert seen == [MAX_SEGMENT] * 5 + [123]
+    assert "".join(tokens) == normalize_line(line)
+    assert all(tokens) and len(tokens) > 1000
 
 
-def test_cache_dir_honours_env_and_is_private(tmp_path, monkeypatch):
-    target = tmp_path / "a" / "b" / "cache"
-    monkeypatch.setenv("LYRICGEN_CACHE", str(target))
-    assert tokenizer.cache_dir() == target
-    assert target.is_dir()
-    assert _mode(target) == 0o700
+TRAD_MIXED = ["晨光照亮舊書店", "我們在 night market 走散", "燈光下的 guitar 還在唱", "雨後的街道很安靜",
+              "night 來了 我不怕", "guitar 陪我度過冬天", "舊書店的門開著", "我們說好 see you tomorrow",
+              "燈光照亮回家的路", "安靜的 night 有星星", "雨後我們一起走", "see you 在下一個路口"]
 
 
-def test_cache_dir_falls_back_to_xdg(tmp_path, monkeypatch):
-    monkeypatch.delenv("LYRICGEN_CACHE", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert tokenizer.cache_dir() == tmp_path / "xdg" / "lyricgen"
-    assert _mode(tmp_path / "xdg" / "lyricgen") == 0o700
+def test_traditional_and_mixed_english_lines_train_and_generate(cli, tmp_path):
+    corpus = tmp_path / "trad.txt"
+    corpus.write_text("\n".join(TRAD_MIXED) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    rc, _, err = cli("train", "--corpus", corpus, "--out", out, "--epochs", "1", "--max-steps", "2", *TINY_TRAIN,
+                     "--min-freq", "1")
+    assert rc == 0, err
+    tokens = load_checkpoint(out / "last.pt").vocab.tokens
+    assert "night" in tokens and "書" in "".join(tokens) and "guitar" in tokens
+    for start in ("night", "燈光", "舊書店"):
+        rc, text, err = cli("generate", start, "--checkpoint", out / "last.pt", "--max-tokens", "12")
+        assert rc == 0, err
+        assert text.startswith(start) and len(text.strip()) > len(start)
+        assert "Traceback" not in err
 
 
-def test_existing_cache_dir_is_made_private(tmp_path, monkeypatch):
-    target = tmp_path / "shared"
-    target.mkdir()
-    target.chmod(0o777)
-    monkeypatch.setenv("LYRICGEN_CACHE", str(target))
-    tokenizer.cache_dir()
-    assert _mode(target) == 0o700
-
-
-def test_jieba_tmp_dir_points_into_private_cache(tmp_path, monkeypatch):
+# -- jieba's dictionary cache stays private ------------------------------------------------------------
+@pytest.fixture
+def fresh_jieba(monkeypatch):
+    """The next segment() sets jieba up again; jieba's own setting is restored after the test."""
     import jieba
 
+    monkeypatch.setattr(tokenizer, "_jieba", None)
+    monkeypatch.setattr(jieba.dt, "tmp_dir", jieba.dt.tmp_dir)
+    return jieba
+
+
+def test_jieba_tmp_dir_points_into_private_cache(tmp_path, monkeypatch, fresh_jieba):
     monkeypatch.setenv("LYRICGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(tokenizer, "_jieba", None)  # force the first-use setup again
-    monkeypatch.setattr(jieba.dt, "tmp_dir", jieba.dt.tmp_dir)  # restored after the test
     assert tokenizer.segment("月光") == ["月光"]
     private = tmp_path / "cache" / "jieba"
-    assert jieba.dt.tmp_dir == str(private)
+    assert fresh_jieba.dt.tmp_dir == str(private)
     assert _mode(private) == 0o700
+
+
+def test_unusable_cache_directory_falls_back_to_a_fresh_private_one(tmp_path, monkeypatch, fresh_jieba):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the fallback goes
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("LYRICGEN_CACHE", str(blocker / "cache"))
+    assert tokenizer.segment("我们不分开") == ["我们", "不", "分开"]
+    assert os.path.dirname(fresh_jieba.dt.tmp_dir) == str(tmp_path)
+    assert os.path.basename(fresh_jieba.dt.tmp_dir).startswith("lyricgen-jieba-")
+    assert _mode(fresh_jieba.dt.tmp_dir) == 0o700
+    # and the token cache is skipped, not an error
+    assert tokenizer.tokenize_lines_cached(["我们不分开"]) == [["我们", "不", "分开"]]
+    assert blocker.read_text() == "not a directory"
 
 
 def test_fresh_process_writes_jieba_cache_only_to_private_dir(tmp_path):
@@ -119,7 +169,7 @@ def fresh_cache(tmp_path, monkeypatch):
 
 
 def _entry(lines):
-    return tokenizer.cache_dir() / "tokens" / f"{tokenizer.cache_key(lines)}.json"
+    return cache_dir() / "tokens" / f"{tokenizer.cache_key(lines)}.json"
 
 
 def test_token_cache_round_trip(tiny_lines, fresh_cache, monkeypatch):
@@ -137,12 +187,17 @@ def test_token_cache_round_trip(tiny_lines, fresh_cache, monkeypatch):
         tokenizer.tokenize_lines_cached(tiny_lines, use_cache=False)
 
 
-def test_token_cache_key_follows_the_text(tiny_lines):
+def test_token_cache_key_follows_the_text_and_the_tokenizer(tiny_lines, monkeypatch):
     key = tokenizer.cache_key(tiny_lines)
     assert key == tokenizer.cache_key(list(tiny_lines))
     assert key != tokenizer.cache_key(tiny_lines[:-1])
     assert key != tokenizer.cache_key(tiny_lines[:-1] + [tiny_lines[-1] + "。"])
     assert tokenizer.cache_key(["ab", "c"]) != tokenizer.cache_key(["a", "bc"])
+    monkeypatch.setattr(tokenizer, "TOKENIZER_VERSION", "next")
+    assert tokenizer.cache_key(tiny_lines) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(tokenizer, "jieba_version", lambda: "0.43")
+    assert tokenizer.cache_key(tiny_lines) != key
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x00\xffnot json", b'{"a": 1}', b'[["too", "few"]]'])
@@ -160,3 +215,4 @@ def test_unwritable_token_cache_does_not_fail(tiny_lines, fresh_cache):
     fresh_cache.mkdir()
     (fresh_cache / "tokens").write_text("a file where the directory should be")
     assert tokenizer.tokenize_lines_cached(tiny_lines[:3]) == tokenize_lines(tiny_lines[:3])
+    assert (fresh_cache / "tokens").read_text() == "a file where the directory should be"

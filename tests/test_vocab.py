@@ -1,6 +1,7 @@
+"""text/vocab.py: deterministic ids, rare words spelled as characters, <unk> only for unseen
+characters, and the plain-dict form a checkpoint stores."""
 import json
 import random
-import time
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_ids_ordered_by_count_then_token():
 
 
 def test_specials_first(token_lines):
-    vocab = Vocab.build(token_lines)
+    vocab = Vocab.build(token_lines, min_freq=2)
     assert vocab.tokens[:3] == [UNK, LINE_BREAK, SPACE]
     assert (vocab.unk_id, vocab.line_break_id, vocab.index[SPACE]) == (0, 1, 2)
     assert vocab.tokens.count(SPACE) == 1 and vocab.tokens.count(LINE_BREAK) == 1
@@ -113,6 +114,8 @@ def test_constructor_validates():
         Vocab([*SPECIALS, "a", "a"])
     with pytest.raises(ValueError):
         Vocab.build([["a"]], min_freq=0)
+    with pytest.raises(TypeError):
+        Vocab.build([["a"]])  # min_freq is the tokenizer config's to give, never a silent default
 
 
 def test_most_frequent_skips_specials(token_lines):
@@ -122,21 +125,11 @@ def test_most_frequent_skips_specials(token_lines):
     assert top == [t for t in vocab.tokens if t not in SPECIALS][:5]
 
 
-def test_build_scales_linearly(token_lines):
-    """Counts scale exactly with the corpus and ids do not change; time grows about linearly."""
+def test_counts_scale_with_the_corpus_and_ids_do_not_change(token_lines):
+    """A corpus repeated 8 times more: every count exactly x8, the same ids. (Build time against
+    corpus size is measured by the benchmarks.)"""
     base = token_lines * 20
     big = base * 8
     small_vocab, big_vocab = Vocab.build(base, min_freq=2), Vocab.build(big, min_freq=2)
     assert big_vocab.tokens == small_vocab.tokens
     assert big_vocab.counts == [8 * n for n in small_vocab.counts]
-
-    def best_time(lines):
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            Vocab.build(lines, min_freq=2)
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    small, large = best_time(base), best_time(big)
-    assert large < 20 * max(small, 1e-3), (small, large)

@@ -109,7 +109,7 @@ def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device) 
         raise LyricgenError(f"{run.corpus or recorded.path} is not the corpus this checkpoint was trained on "
                             "(its content changed)")
     per_run = {name: None for name in TrainConfig.option_names(PER_RUN)}  # a budget is for one invocation
-    config = TrainConfig.from_dict(ckpt.training.config.to_dict(), **per_run, **options)
+    config = TrainConfig.from_dict(ckpt.training.config.to_dict(), **{**per_run, **options})
     train_lines, val_lines = split_lines(lines, config.val_fraction)
     data = prepare(train_lines, val_lines, ckpt.tokenizer.min_freq, config.seq_len, vocab=ckpt.vocab,
                    use_cache=run.cache)
