@@ -1,31 +1,51 @@
 """text/download.py through `lyricgen download`, against a local HTTP server: no test needs the network.
 
-The zip is built in the test from the shared corpus (tests that need it skip without it); the
-checksum and error paths use zips of the tiny fixture instead.
+jaychou: the zip is built in the test from the shared corpus (tests that need it skip without it);
+the checksum and error paths use zips of the tiny fixture instead. songci: the shared 全宋词 files
+are served as the repository lays them out (skipped without them); a corrupted file, a missing one
+and a transfer that breaks off are refused with one line and leave nothing behind.
 """
 import functools
 import hashlib
 import http.server
 import io
 import socket
+import shutil
 import threading
 import zipfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from conftest import TINY_CORPUS, one_error_line
+from lyricgen.text.download import CORPORA, ci_lines
+
+SONGCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "songci"
+needs_songci = pytest.mark.skipif(not (SONGCI / "SHA256SUMS").is_file(), reason=f"no 全宋词 files at {SONGCI}")
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    broken: set = set()  # names of files sent with their true length announced, then cut off halfway
+
     def log_message(self, *args):
         pass
 
+    def do_GET(self):
+        if self.path.rsplit("/", 1)[-1] not in self.broken:
+            return super().do_GET()
+        data = Path(self.translate_path(self.path)).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.close_connection = True
+
 
 @contextmanager
-def serve(directory):
+def serve(directory, broken=()):
     """A static file server on 127.0.0.1, an OS-chosen port, in a thread; shut down on exit."""
-    handler = functools.partial(QuietHandler, directory=str(directory))
+    handler = functools.partial(type("Handler", (QuietHandler,), {"broken": set(broken)}), directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -152,3 +172,67 @@ def test_unknown_corpus_name(cli):
     rc, _, err = cli("download", "beatles")
     assert rc == 2
     one_error_line(err)
+
+
+# -- songci -------------------------------------------------------------------------------------------
+@pytest.fixture
+def mirror(tmp_path):
+    """A copy of the 22 files under site/宋词/, as the repository lays them out."""
+    site = tmp_path / "site"
+    shutil.copytree(SONGCI, site / "宋词")
+    return site
+
+
+def test_ci_lines_drop_final_punctuation_and_space_the_pauses():
+    assert ci_lines(["柳丝无力，低拂清门道。", "暖日笼啼鸟。", "", "曳一缕、轻烟缥缈！", "  "]) == \
+        ["柳丝无力 低拂清门道", "暖日笼啼鸟", "曳一缕 轻烟缥缈"]
+
+
+@needs_songci
+def test_download_songci_from_a_local_mirror(cli, mirror, tmp_path):
+    out = tmp_path / "data" / "songci.txt"
+    with serve(mirror) as root:
+        url = f"{root}/宋词"
+        rc, stdout, err = cli("download", "songci", "--url", url, "--out", out)
+        assert rc == 0, err
+        assert stdout.strip() == f"wrote {out}"
+        text = out.read_text(encoding="utf-8")
+        songs = text.rstrip("\n").split("\n\n")
+        assert len(songs) == 21050 and all(songs)
+        lines = [x for x in text.split("\n") if x]
+        assert len(lines) == 159000  # one per verse line of the JSON
+        assert not any(x[-1] in "。！？，" for x in lines)
+        rc, stdout, _ = cli("download", "songci", "--url", url, "--out", out)  # present and verified
+        assert rc == 0 and stdout.startswith("already present")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["songci.txt"]
+
+
+@needs_songci
+@pytest.mark.parametrize("fault", ["corrupted file", "missing file", "transfer breaks off"])
+def test_a_bad_file_is_refused_and_nothing_is_written(cli, mirror, tmp_path, fault):
+    victim = "ci.song.7000.json"
+    if fault == "corrupted file":
+        path = mirror / "宋词" / victim
+        data = bytearray(path.read_bytes())
+        data[1000] ^= 1
+        path.write_bytes(bytes(data))
+    elif fault == "missing file":
+        (mirror / "宋词" / victim).unlink()
+    out = tmp_path / "data" / "songci.txt"
+    with serve(mirror, broken={victim} if fault == "transfer breaks off" else ()) as root:
+        url = f"{root}/宋词"
+        rc, stdout, err = cli("download", "songci", "--url", url, "--out", out)
+    assert rc != 0 and stdout == ""
+    line = one_error_line(err)
+    assert victim in line
+    assert {"corrupted file": "checksum mismatch", "missing file": "404", "transfer breaks off": "broke off"}[fault] in line
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_list_names_every_corpus_and_its_licence(cli):
+    rc, out, err = cli("download", "--list")
+    assert rc == 0, err
+    for corpus in CORPORA.values():
+        assert corpus.name in out and corpus.licence in out
+    rc, _, err = cli("download")
+    assert rc != 0 and "--list" in one_error_line(err)

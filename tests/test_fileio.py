@@ -187,9 +187,9 @@ def make_writer(name, tmp_path, monkeypatch, tiny_ckpt, tiny_lines):
 
         text = TINY_CORPUS.read_bytes()
         archive = _zip("tiny.txt", text)
-        monkeypatch.setitem(download.CORPORA, "tiny", {
-            "url": "http://127.0.0.1:9/tiny.zip", "zip_sha256": hashlib.sha256(archive).hexdigest(),
-            "member": "tiny.txt", "text_sha256": hashlib.sha256(text).hexdigest(), "out": "unused"})
+        monkeypatch.setitem(download.CORPORA, "tiny", download.Corpus(
+            "tiny", "the tiny fixture", "ours", "unused", "http://127.0.0.1:9/tiny.zip",
+            (("", hashlib.sha256(archive).hexdigest()),), hashlib.sha256(text).hexdigest(), member="tiny.txt"))
         monkeypatch.setattr(download, "fetch", lambda url, timeout=60.0: archive)
         path = tmp_path / "data" / "tiny.txt"
         return path, lambda: download.download("tiny", out=path, force=True)

@@ -63,6 +63,10 @@ class Corpus:
     url: str  # the zip, or the folder holding the files
     files: tuple[tuple[str, str], ...]  # (file name, sha256) in the order they are assembled
     text_sha256: str  # of the text written
+    member: str = ""  # a zip's text file; "" for JSON files of ci
+
+    def assemble(self, parts: list[bytes]) -> bytes:
+        return unpack(parts[0], self.member) if self.member else songci_text(parts)
 
     def file_url(self, base: str, name: str) -> str:
         """The address of one file; the path is percent-encoded as UTF-8 (宋词/ in the repository's)."""
@@ -80,7 +84,7 @@ CORPORA = {
         "copyrighted lyrics: for your own study, never redistributed", "data/jaychou_lyrics.txt",
         "https://raw.githubusercontent.com/d2l-ai/d2l-zh/v1/data/jaychou_lyrics.txt.zip",
         (("", "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"),),
-        "f0cab49f5d00e736c7201a0e2aa9c8dd72da1940c9491b309e4cc657be0faa48"),
+        "f0cab49f5d00e736c7201a0e2aa9c8dd72da1940c9491b309e4cc657be0faa48", member="jaychou_lyrics.txt"),
     "songci": Corpus(
         "songci", "全宋词: 21,050 ci (Song dynasty song lyrics), 159,000 lines, 1.7 million characters",
         "public domain texts; chinese-poetry/chinese-poetry's JSON is MIT-licensed", "data/songci.txt",
@@ -164,10 +168,7 @@ def fetch_verified(corpus: Corpus, url: str | None = None, file_sha256: str | No
             raise LyricgenError(f"checksum mismatch for {where}: expected sha256 {expected}, got {got}; "
                                 "nothing was written")
         parts.append(data)
-    if corpus.name == "jaychou":
-        text = unpack(parts[0], "jaychou_lyrics.txt")
-    else:
-        text = songci_text(parts)
+    text = corpus.assemble(parts)
     if sha256(text) != corpus.text_sha256:
         raise LyricgenError(f"the assembled {corpus.name} text does not match its known checksum; nothing was written")
     return text
