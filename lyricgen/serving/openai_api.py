@@ -34,7 +34,7 @@ MAX_STOP_CHARS = 64
 # OpenAI parameters lyricgen cannot honour: accepted at these values only.
 NEUTRAL = {"suffix": (None, ""), "logprobs": (None,), "presence_penalty": (None, 0), "frequency_penalty": (None, 0),
            "logit_bias": (None, {})}
-OPENAI_NAMES = {"num_samples": "n"}  # lyricgen's option -> the OpenAI parameter that sets it
+OPENAI_NAMES = {"num_samples": "n", "start": "prompt"}  # lyricgen's name -> the OpenAI parameter
 
 
 class StreamOptions(BaseModel):
