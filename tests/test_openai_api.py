@@ -83,7 +83,7 @@ def client(server):
 
 
 def complete(client, **kwargs):
-    return client.completions.create(model=MODEL, prompt="月光", **kwargs)
+    return client.completions.create(**{"model": MODEL, "prompt": "月光", **kwargs})
 
 
 def streamed(client, **kwargs) -> tuple[str, list]:
@@ -158,6 +158,8 @@ def test_lyricgen_options_as_extra_fields(client):
     ({"extra_body": {"num_samples": 2}}, "num_samples"),  # OpenAI's n sets it
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"n": 3, "best_of": 2}, "best_of"),
+    ({"prompt": "月" * 65}, "prompt"),  # the server's cap on the start word
+    ({"prompt": ["月光", "夜晚"]}, "prompt"),
 ])
 def test_unsupported_and_invalid_parameters_are_400(client, kwargs, param):
     with pytest.raises(openai.BadRequestError) as e:

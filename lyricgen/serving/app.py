@@ -4,7 +4,8 @@ openai_api.py. `create_app(engine)` builds it around an Engine (loaded or still 
     GET  /                 the page (static/index.html)
     GET  /health           503 {"status": "loading"} until the model is loaded, then 200 {"status": "ok"}
     GET  /v1/models        the loaded checkpoint, OpenAI's list shape plus a `lyricgen` description
-    GET  /api/options      every generation option: type, default, bounds, help (the page's form)
+    GET  /api/options      every generation option: type, default, bounds, help (the page's form),
+                           the --sample preset, and the pool's state (running, waiting)
     POST /api/generate     {"start": "月光", ...options} -> {"candidates": [...], ...}; "stream": true
                            gives server-sent events: `token` per token, then `done` or `error`
 

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from ..errors import Cancelled, LyricgenError
 from .engine import StartWordError
 from .pool import Busy
+from .schema import error_field
 
 log = logging.getLogger("lyricgen.serve")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy may hold tokens back
@@ -61,8 +62,6 @@ def from_exception(exc: Exception, option_names=(), status: int = 422) -> ApiErr
     if isinstance(exc, Cancelled):
         return ApiError(503, "the server is shutting down", "shutting_down", headers={"Retry-After": "5"})
     if isinstance(exc, LyricgenError):
-        from .schema import error_field
-
         return ApiError(status, str(exc), "validation", error_field(str(exc), option_names))
     log.error("generation failed", exc_info=exc)
     return ApiError(500, "internal error while generating; the server log has the details", "internal")

@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from ..config import SAMPLE_PRESET
 from ..errors import Cancelled
 from .http import SSE_HEADERS, ApiError, ClientGone, TokenStream, await_job, from_exception, sse
-from .schema import CAPS, STRICT, field_info, given_options, option_fields, option_specs
+from .schema import CAPS, MAX_START_CHARS, STRICT, field_info, given_options, option_fields, option_specs
 
 MAX_STOP = 4  # as OpenAI
 MAX_STOP_CHARS = 64
@@ -93,6 +93,8 @@ def check_request(body, engine) -> tuple[str, list[str]]:
         if len(prompt) != 1:
             raise bad_request("prompt: lyricgen takes one start word per request", "prompt")
         prompt = prompt[0]
+    if len(prompt) > MAX_START_CHARS:
+        raise bad_request(f"prompt: the start word may have at most {MAX_START_CHARS} characters", "prompt")
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stops) > MAX_STOP or any(not s or len(s) > MAX_STOP_CHARS for s in stops):
         raise bad_request(f"stop: at most {MAX_STOP} sequences of 1 to {MAX_STOP_CHARS} characters", "stop")
