@@ -11,10 +11,10 @@ anything is queued or streamed. No FastAPI here: the HTTP layers (app.py, openai
 """
 import secrets
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import SEED_MAX, SamplingConfig, StructureConfig, generation_configs
+from ..config import SEED_MAX, SamplingConfig, generation_configs
 from ..errors import LyricgenError
 from ..text.tokenizer import normalize_line
 
@@ -31,15 +31,9 @@ class StartWordError(LyricgenError):
 class Prepared:
     """One checked request, ready for a worker."""
     start: str
-    sampling: SamplingConfig
-    structure: StructureConfig
+    options: dict  # every generation option's effective value, by name (a seed drawn for it included)
     prompt_ids: list[int]
     unknown: list[str]  # characters of the start word the model never saw, left out of the prompt
-
-    @property
-    def options(self) -> dict:
-        """Every option's effective value (the seed drawn for this request included)."""
-        return {**asdict(self.sampling), **asdict(self.structure)}
 
 
 def describe(ckpt, model_id: str, model) -> dict:
@@ -99,24 +93,27 @@ class Engine:
 
     def prepare(self, start: str, options: dict, sample: bool = False, stream: bool = False) -> Prepared:
         """Check a request: OptionError (naming the option) or StartWordError; never a worker's time."""
-        sampling, structure = generation_configs(options, sample=sample)
+        configs = generation_configs(options, sample=sample)  # every config, whatever configs there are
+        values = {k: v for config in configs for k, v in asdict(config).items()}
+        sampling = next(c for c in configs if isinstance(c, SamplingConfig))
         if stream and sampling.num_samples != 1:
             raise LyricgenError("num_samples must be 1 when streaming (one candidate is written at a time)")
         if not sampling.greedy and sampling.seed is None:
             # a seed drawn here and returned, so any text can be written again (llama.cpp does the same)
-            sampling = replace(sampling, seed=secrets.randbelow(SEED_MAX + 1))
+            values["seed"] = secrets.randbelow(SEED_MAX + 1)
         if not normalize_line(start):
             raise StartWordError("the start word is empty", self.writer.vocab.most_frequent(12))
         try:
             ids, unknown = self.writer.prompt(start)
         except LyricgenError as e:
             raise StartWordError(str(e), self.writer.vocab.most_frequent(12)) from None
-        return Prepared(normalize_line(start), sampling, structure, ids, unknown)
+        return Prepared(normalize_line(start), values, ids, unknown)
 
     def generate(self, prepared: Prepared, should_stop, on_token=None) -> list:
         """The candidates, best first (runs on a worker; raises errors.Cancelled when asked to stop)."""
-        return self.writer.generate(prepared.start, prepared.sampling, prepared.structure,
-                                    prompt_ids=prepared.prompt_ids, on_token=on_token, should_stop=should_stop)
+        # options by name, the Lyricist's stable interface, so that configs added later pass through
+        return self.writer.generate(prepared.start, prompt_ids=prepared.prompt_ids, on_token=on_token,
+                                    should_stop=should_stop, **prepared.options)
 
     def submit(self, prepared: Prepared, on_token=None):
         """A pool job generating `prepared` (raises pool.Busy when full)."""

@@ -139,7 +139,7 @@ class Completion:
         out = []
         for k, c in enumerate(candidates[:self.body.n]):
             text, stopped = cut_at_stop(completion_of(c, self.prepared.start), self.stops)
-            finish = "stop" if stopped or c.tokens < self.prepared.structure.max_tokens else "length"
+            finish = "stop" if stopped or c.tokens < self.prepared.options["max_tokens"] else "length"
             out.append(choice(k, (self.prepared.start + text) if self.body.echo else text, finish))
         return out
 
@@ -189,7 +189,7 @@ def stream_completion(engine, completion: Completion) -> StreamingResponse:
     import asyncio
 
     prepared = completion.prepared
-    incremental = prepared.sampling.num_samples == 1 and not prepared.structure.no_copy
+    incremental = prepared.options["num_samples"] == 1 and not prepared.options.get("no_copy")
     tokens = TokenStream(asyncio.get_running_loop())
     job = engine.submit(prepared, on_token=tokens.on_token if incremental else None)
     tokens.attach(job)
