@@ -17,6 +17,9 @@ One module per section; each returns its figures, with their targets where the p
                  process against `python -c "import torch"`
     memory       resident memory while training on x20 the corpus: at the start, in the first epoch,
                  after it (growth should be ~0)
+    serving      `lyricgen serve` under 1, 4 and 16 concurrent clients on 127.0.0.1: requests/s,
+                 p50/p95 latency, refusals (503), no other 5xx, memory over 1,000 requests, and a
+                 screenshot of the page (serving-page.png beside the JSON)
 
 Figures come from the library and from the command line's --json and metrics.csv, never from its
 human-readable output. They are printed as a table and written as JSON (default

@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import generation, memory, quality, throughput, tokenizing
+from . import generation, memory, quality, serving, throughput, tokenizing
 from .common import ROOT, Context, default_corpus, format_table
 
 SECTIONS = {"quality": quality, "throughput": throughput, "tokenizing": tokenizing, "generation": generation,
-            "memory": memory}
+            "memory": memory, "serving": serving}
 DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
 
 
@@ -22,8 +22,8 @@ def parse_args(argv=None):
     p.add_argument("--corpus", type=Path, default=default_corpus(), help="lyrics corpus (default: %(default)s)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the figures (default: %(default)s)")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of %(default)s")
-    p.add_argument("--checkpoint", type=Path, help="a trained model for the generation section (default: the "
-                                                   "quality section's)")
+    p.add_argument("--checkpoint", type=Path, help="a trained model for the generation and serving sections "
+                                                   "(default: the quality section's)")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in args.sections if s not in SECTIONS]
@@ -49,7 +49,8 @@ def main(argv=None) -> int:
         return 0
     figures, details, errors = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="lyricgen-bench-") as tmp:
-        ctx = Context(corpus=args.corpus, tmp=Path(tmp), quick=args.quick, checkpoint=args.checkpoint)
+        ctx = Context(corpus=args.corpus, tmp=Path(tmp), quick=args.quick, checkpoint=args.checkpoint,
+                      out=args.json.parent)
         for name in args.sections:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()

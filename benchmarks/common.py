@@ -53,6 +53,7 @@ class Context:
     tmp: Path
     quick: bool
     checkpoint: Path | None = None  # a trained model for the sections that need one (quality sets it)
+    out: Path = ROOT / "bench-results"  # where files beside bench.json go (the serving screenshot)
 
     @property
     def env(self) -> dict:

@@ -19,6 +19,7 @@ Where things live (one concern per module; a package per group of them):
     training/        training data, run state, the training loop, starting and resuming runs
     scoring/         perplexity and bpc-open, the unk and repeat models, evaluating a file
     writing/         sampling, generation, the Lyricist API, interactive sessions, originality, loops
+    serving/         `lyricgen serve`: the web page, lyricgen's HTTP API, OpenAI completions (extra `serve`)
 
 The groups follow the data: text becomes ids (text), ids train a model (training), a model scores
 text (scoring) and writes it (writing). Each group's __init__ says what its modules own.

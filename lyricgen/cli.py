@@ -1,4 +1,4 @@
-"""Command line: `lyricgen train | generate | evaluate | download`.
+"""Command line: `lyricgen train | generate | evaluate | download | serve`.
 
 It declares the few options that are about the command line itself, derives every other flag from
 the typed configs (config.py), calls the library, and prints. Every LyricgenError becomes one
@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .config import (DEVICES, ModelConfig, RunConfig, SamplingConfig, StructureConfig, TokenizerConfig, TrainConfig,
-                     SAMPLE_PRESET, generation_configs)
+from .config import (DEVICES, ModelConfig, RunConfig, SamplingConfig, ServeConfig, StructureConfig, TokenizerConfig,
+                     TrainConfig, SAMPLE_PRESET, generation_configs)
 from .errors import LyricgenError
 from .options import add_options, given
 
@@ -243,6 +243,27 @@ def cmd_download(args) -> int:
     return 0
 
 
+# -- serve ------------------------------------------------------------------------------------------
+def add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="serve a web page and an HTTP API (OpenAI-compatible completions)",
+                       description="Load a checkpoint once and serve the page at /, lyricgen's API at /api/generate "
+                                   "and OpenAI's completions at /v1/completions (README, 'serve'). Needs the serve "
+                                   "extra: pip install 'lyricgen[serve]'.")
+    add_options(p, ServeConfig)
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from .serving import INSTALL_HINT, missing_extra
+
+    missing = missing_extra()
+    if missing:
+        raise LyricgenError(f"serve needs {missing}, which is not installed: {INSTALL_HINT}")
+    from .serving.server import serve
+
+    return serve(ServeConfig(**given(args, ServeConfig)), say)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="lyricgen", description="Learn to write song lyrics from a corpus; write new ones from a start word.")
     parser.add_argument("--version", action="version", version=f"lyricgen {__version__}")
@@ -251,6 +272,7 @@ def build_parser() -> Parser:
     add_generate(sub)
     add_evaluate(sub)
     add_download(sub)
+    add_serve(sub)
     return parser
 
 

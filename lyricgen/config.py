@@ -4,6 +4,7 @@
     TokenizerConfig  how text becomes vocabulary      (stored, fixed on resume)
     TrainConfig      optimisation and stopping        (stored; some options may change on resume)
     RunConfig        where a training run reads and writes, and on what device (per invocation)
+    ServeConfig      where `lyricgen serve` listens, what it loads, how much it takes on at once
     SamplingConfig   how generation picks each token  (per call)
     StructureConfig  the shape of the generated text  (per call)
 
@@ -78,6 +79,21 @@ class RunConfig(Config):
     device: str = option("auto", "where to train; auto = CUDA when available", choices=DEVICES)
     deterministic: bool = option(False, "use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
     cache: bool = option(True, "reuse the tokenisation of a text seen before (--no-cache: always run jieba)")
+
+
+@dataclass
+class ServeConfig(Config):
+    """`lyricgen serve`: none of it changes what is generated, only where and how many at once."""
+    checkpoint: str = option("checkpoints/best.pt", "model checkpoint, loaded once at start", metavar="CKPT")
+    host: str = option("127.0.0.1", "address to listen on; the server has no authentication, so 0.0.0.0 "
+                       "opens it to anyone who can reach this machine")
+    port: int = option(8000, "TCP port (0 = any free port; the address is printed at start)", low=0, high=65535)
+    workers: int | None = option(None, "generations running at once, one torch thread each (default: one per CPU "
+                                 "core available, at most 8)", low=1, high=256)
+    queue: int = option(16, "requests that may wait for a worker; past workers + queue the answer is 503 with "
+                        "Retry-After", low=0, high=100_000)
+    device: str = option("cpu", "where to generate; cpu is fastest for a few texts at a time", choices=DEVICES)
+    access_log: bool = option(True, "log every request (--no-access-log: errors only)")
 
 
 @dataclass

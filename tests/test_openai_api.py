@@ -1,0 +1,219 @@
+"""/v1/completions through the official `openai` client, pointed at a local server (max_retries=0).
+
+The server runs the real app on uvicorn in a thread, on a free 127.0.0.1 port, with a tiny model
+trained here; nothing reaches the network.
+"""
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("fastapi")
+import httpx  # noqa: E402
+import torch  # noqa: E402
+
+from lyricgen.errors import Cancelled  # noqa: E402
+from lyricgen.serving.app import create_app  # noqa: E402
+from lyricgen.serving.engine import Engine  # noqa: E402
+from lyricgen.serving.openai_api import cut_at_stop, visible_text  # noqa: E402
+from lyricgen.serving.pool import WorkerPool  # noqa: E402
+
+TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
+TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "min_freq": 2}
+MODEL = "tiny-lyrics"
+
+
+def wait_until(condition, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+class LiveServer:
+    """The app on a real uvicorn in a thread, on a free port."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        from lyricgen.serving.server import bind, url_of
+
+        sock = bind("127.0.0.1", 0)
+        self.url = url_of(sock)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        assert wait_until(lambda: self.server.started), "server did not start"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from lyricgen.text.corpus import load_corpus
+    from lyricgen.training.run import start_run
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("openai-run")
+    lines, corpus = load_corpus(TINY_CORPUS)
+    trainer = start_run(lines, TINY_OPTIONS, out, "cpu", corpus, use_cache=False)
+    trainer.run()
+    engine = Engine(WorkerPool(1, 0))  # one at a time: a second request while one runs is refused
+    engine.load(trainer.save("best.pt"), torch.device("cpu"), model_id=MODEL)
+    yield engine
+    engine.pool.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    live = LiveServer(create_app(engine))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url + "v1", api_key="unused", max_retries=0, timeout=30)
+
+
+def complete(client, **kwargs):
+    return client.completions.create(**{"model": MODEL, "prompt": "月光", **kwargs})
+
+
+def streamed(client, **kwargs) -> tuple[str, list]:
+    chunks = list(complete(client, stream=True, **kwargs))
+    return "".join(c.choices[0].text for c in chunks if c.choices), chunks
+
+
+def test_models_list(client):
+    [model] = client.models.list().data
+    assert model.id == MODEL and model.owned_by == "lyricgen"
+    assert model.model_extra["lyricgen"]["vocab_size"] > 0
+
+
+def test_completion_shape_and_prompt_handling(client):
+    c = complete(client, max_tokens=20, seed=1)
+    assert c.object == "text_completion" and c.model == MODEL and c.id.startswith("cmpl-")
+    [choice] = c.choices
+    assert choice.index == 0 and choice.finish_reason in ("stop", "length") and choice.text
+    assert c.usage.prompt_tokens == 1 and 0 < c.usage.completion_tokens <= 20
+    assert c.usage.total_tokens == c.usage.prompt_tokens + c.usage.completion_tokens
+    echoed = complete(client, max_tokens=20, seed=1, echo=True)
+    assert echoed.choices[0].text == "月光" + choice.text  # the text is the completion alone, unless echo
+    assert complete(client, max_tokens=20, seed=1).choices[0].text == choice.text  # seeds reproduce
+
+
+def test_stream_matches_the_plain_completion(client):
+    plain = complete(client, max_tokens=40, seed=5)
+    text, chunks = streamed(client, max_tokens=40, seed=5, stream_options={"include_usage": True})
+    assert text == plain.choices[0].text
+    assert len([c for c in chunks if c.choices and c.choices[0].text]) > 3  # token by token
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals == [plain.choices[0].finish_reason]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+
+
+def test_n_and_best_of(client):
+    c = complete(client, max_tokens=15, n=3, seed=2)
+    assert [ch.index for ch in c.choices] == [0, 1, 2]
+    best = complete(client, max_tokens=15, n=2, best_of=4, seed=2)
+    assert len(best.choices) == 2 and best.usage.completion_tokens == 4 * 15  # all four written count
+    text, chunks = streamed(client, max_tokens=15, n=2, seed=2)  # streamed too, each choice in one piece
+    assert {c.choices[0].index for c in chunks if c.choices} == {0, 1}
+
+
+def test_stop_sequences_end_the_text(client):
+    full = complete(client, max_tokens=40, seed=9, temperature=1.0).choices[0].text
+    stop = full[10:12]
+    expected = full[:full.find(stop)]
+    c = complete(client, max_tokens=40, seed=9, temperature=1.0, stop=[stop, "never-written"])
+    assert c.choices[0].text == expected and c.choices[0].finish_reason == "stop"
+    text, chunks = streamed(client, max_tokens=40, seed=9, temperature=1.0, stop=stop)
+    assert text == expected
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == ["stop"]
+
+
+def test_lyricgen_options_as_extra_fields(client):
+    c = complete(client, temperature=0, extra_body={"lines": 2, "no_repeat_ngram": 2})
+    assert ("月光" + c.choices[0].text).count("\n") <= 1
+    with pytest.raises(openai.BadRequestError) as e:
+        complete(client, extra_body={"lines": -1})
+    assert e.value.body["param"] == "lines"
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    ({"logprobs": 1}, "logprobs"),
+    ({"frequency_penalty": 0.5}, "frequency_penalty"),
+    ({"suffix": "end"}, "suffix"),
+    ({"temperature": -1}, "temperature"),
+    ({"n": 100}, "n"),
+    ({"max_tokens": 100_000}, "max_tokens"),
+    ({"extra_body": {"temprature": 1}}, "temprature"),
+    ({"extra_body": {"num_samples": 2}}, "num_samples"),  # OpenAI's n sets it
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"n": 3, "best_of": 2}, "best_of"),
+    ({"prompt": "月" * 65}, "prompt"),  # the server's cap on the start word
+    ({"prompt": ["月光", "夜晚"]}, "prompt"),
+])
+def test_unsupported_and_invalid_parameters_are_400(client, kwargs, param):
+    with pytest.raises(openai.BadRequestError) as e:
+        complete(client, **kwargs)
+    assert e.value.status_code == 400
+    assert e.value.body["type"] == "invalid_request_error" and e.value.body["param"] == param
+
+
+def test_neutral_values_of_unsupported_parameters_pass(client):
+    c = complete(client, max_tokens=5, presence_penalty=0, frequency_penalty=0, user="someone", logit_bias={})
+    assert c.choices[0].text is not None
+
+
+def test_unknown_model_and_unknown_start_word(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.completions.create(model="gpt-5", prompt="月光")
+    assert e.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=MODEL, prompt="ЖЖЖ")
+    assert e.value.body["param"] == "prompt" and e.value.body["code"] == "unknown_start_word"
+    assert "try one of" in e.value.body["message"]
+
+
+def test_malformed_json_is_400_in_openai_shape(server):
+    r = httpx.post(server.url + "v1/completions", content=b'{"prompt": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_busy_server_is_503_with_retry_after(client, engine, monkeypatch):
+    gate = threading.Event()
+    real = engine.writer.generate
+
+    def blocked(*args, should_stop=None, **kwargs):
+        while not gate.wait(0.01):
+            if should_stop():
+                raise Cancelled("cancelled")
+        return real(*args, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(engine.writer, "generate", blocked)
+    first = threading.Thread(target=lambda: complete(client, max_tokens=5))
+    first.start()
+    try:
+        assert wait_until(lambda: engine.pool.stats()["running"] == 1)
+        with pytest.raises(openai.InternalServerError) as e:
+            complete(client, max_tokens=5)
+        assert e.value.status_code == 503 and int(e.value.response.headers["retry-after"]) >= 1
+        assert e.value.body["code"] == "busy"
+    finally:
+        gate.set()
+        first.join(10)
+
+
+def test_visible_text_holds_back_what_may_become_a_stop():
+    assert cut_at_stop("月光照在河面", ["照在", "河"]) == ("月光", True)
+    assert visible_text("月光照", ["照在"]) == ("月光", False)  # "照" may start "照在"
+    assert visible_text("月光照在河", ["照在"]) == ("月光", True)
+    assert visible_text("月光\n", []) == ("月光", False)  # a trailing line break may be the text's end
