@@ -6,11 +6,11 @@ Candidates are written in one batch; each step's token is chosen by sampling.cho
 logits after the bans (repeats, n-grams, line bounds, copied lines) are applied.
 """
 import torch
-import torch.nn.functional as F
 
 from ..config import SamplingConfig, StructureConfig
 from ..errors import Cancelled, LyricgenError
 from ..text.tokenizer import normalize_line
+from .predictor import Predictor
 from .sampling import banned_by_ngram, choose_next, make_generator, penalize_repeats
 
 
@@ -44,16 +44,11 @@ def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]
     return ids, unknown
 
 
-def _expand(hidden, n: int):
-    if isinstance(hidden, tuple):
-        return tuple(h.expand(-1, n, -1).contiguous() for h in hidden)
-    return hidden.expand(-1, n, -1).contiguous()
-
-
 @torch.no_grad()
-def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig | None = None,
+def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureConfig | None = None,
                  sampling: SamplingConfig | None = None, originality=None, on_step=None, should_stop=None):
-    """Generate sampling.num_samples continuations in one batch.
+    """Generate sampling.num_samples continuations in one batch; `predictor` is what they are
+    sampled from (a Predictor, or a bare network, which is wrapped in one).
 
     Returns (ids, lengths, scores): ids (B, max_tokens), the number of tokens each candidate kept,
     and each candidate's mean log-probability per token under the (unconstrained) model.
@@ -63,12 +58,12 @@ def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig 
     """
     structure = structure or StructureConfig()
     sampling = sampling or SamplingConfig()
-    model.eval()
-    device = next(model.parameters()).device
+    if not isinstance(predictor, Predictor):
+        predictor = Predictor(predictor)
+    device = predictor.device
     B, V, LB = sampling.num_samples, len(vocab), vocab.line_break_id
     generator = make_generator(sampling)
-    logits, hidden = model(torch.tensor([[LB] + list(start_ids)], device=device))  # (1, T, V)
-    logits, hidden = logits[:, -1].expand(B, -1), _expand(hidden, B)
+    logp, state = predictor.start([LB] + list(start_ids), B)  # (B, V)
     history = [list(start_ids) for _ in range(B)]
     seen = torch.zeros(B, V, dtype=torch.bool, device=device)
     seen[:, list(start_ids)] = True
@@ -82,9 +77,9 @@ def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig 
     for t in range(structure.max_tokens):
         if should_stop is not None and should_stop():
             raise Cancelled("generation was cancelled")
-        logits = logits.float()
-        logp = F.log_softmax(logits, dim=-1)  # (B, V), for the score
-        adj = penalize_repeats(logits.clone(), seen, sampling.repetition_penalty)
+        # the penalties act on log-probabilities (all <= 0: a penalty > 1 always lowers a seen token);
+        # logp itself, unconstrained, is what the score adds up
+        adj = penalize_repeats(logp.clone(), seen, sampling.repetition_penalty)
         adj[:, vocab.unk_id] = float("-inf")  # never write "<unk>"
         for b, banned in enumerate(banned_by_ngram(h, sampling.no_repeat_ngram) for h in history):
             if banned:
@@ -120,8 +115,7 @@ def generate_ids(model, vocab, start_ids: list[int], structure: StructureConfig 
             on_step(torch.where(kept, nxt, torch.full_like(nxt, -1)).tolist())
         if not alive.any():
             break
-        logits, hidden = model(nxt.unsqueeze(1), hidden)
-        logits = logits[:, -1]
+        logp, state = predictor.step(state, nxt)
     scores = logp_sum / lengths.clamp(min=1)
     return out, lengths, scores
 

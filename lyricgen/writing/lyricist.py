@@ -16,6 +16,7 @@ from ..config import SamplingConfig, StructureConfig, generation_configs
 from ..errors import LyricgenError
 from ..text.tokenizer import normalize_line
 from .generate import generate_ids, resolve_start
+from .predictor import Predictor
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Lyricist:
         self.model = model
         self.vocab = vocab
         self.originality = originality
+        self.predictor = Predictor(model)  # what generation samples from
 
     @classmethod
     def load(cls, path, device="cpu") -> "Lyricist":
@@ -66,7 +68,7 @@ class Lyricist:
                 raise LyricgenError("streaming writes one candidate at a time: num_samples must be 1")
             on_token(head)
             on_step = lambda tokens: tokens[0] >= 0 and on_token(self.vocab.tokens[tokens[0]])  # noqa: E731
-        out, lengths, scores = generate_ids(self.model, self.vocab, ids, structure, sampling, self.originality,
+        out, lengths, scores = generate_ids(self.predictor, self.vocab, ids, structure, sampling, self.originality,
                                             on_step, should_stop)
         candidates = []
         for row, n, score in zip(out.tolist(), lengths.tolist(), scores.tolist()):
