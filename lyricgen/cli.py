@@ -66,10 +66,23 @@ def cmd_train(args) -> int:
             f"resume with: lyricgen train --resume {out / 'last.pt'}")
         return 128 + trainer.stop_signal
     best = f"best validation loss {st.best_loss:.4f}" if st.best_loss != float("inf") else "no validation yet"
-    files = ", ".join(n for n in ("best.pt", "last.pt") if (out / n).exists())
+    draw_plot(out, report)
+    files = ", ".join(n for n in ("best.pt", "last.pt", "metrics.png") if (out / n).exists())
     report(f"stopped ({reason.replace('_', ' ')}) after {st.epoch} epochs, {st.step} steps; {best}; "
            f"checkpoints in {out}/ ({files})")
     return 0
+
+
+def draw_plot(run_dir: Path, report) -> None:
+    """metrics.png after training; without matplotlib, one line says so and training still succeeds."""
+    from .training.plot import PlotUnavailable, plot_run
+
+    try:
+        plot_run(run_dir)
+    except PlotUnavailable as e:
+        say(f"lyricgen: note: {e}")
+    except LyricgenError as e:  # a plot is a convenience: it never fails a finished run
+        report(f"lyricgen: note: no plot drawn: {e}")
 
 
 class progress:
@@ -102,6 +115,21 @@ class progress:
             line += (f"  val_loss {row['val_loss']:.3f}  val_ppl {row['val_ppl']:.1f}  bpc-open "
                      f"{row['val_bpc_open']:.3f} (network alone {row['val_bpc_open_rnn']:.3f})")
         self.bar.write(line + f"  {row['tokens_per_s']:,} tok/s  {row['elapsed_s']}s", file=sys.stderr)
+
+
+# -- plot ---------------------------------------------------------------------------------------------
+def add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="draw a run's metrics.png from its metrics.csv",
+                       description="Redraw RUN_DIR/metrics.png: loss, bits per character and learning rate per epoch.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's directory (holding metrics.csv)")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args) -> int:
+    from .training.plot import plot_run
+
+    print(plot_run(args.run_dir))
+    return 0
 
 
 # -- generate ---------------------------------------------------------------------------------------
@@ -271,6 +299,7 @@ def build_parser() -> Parser:
     add_train(sub)
     add_generate(sub)
     add_evaluate(sub)
+    add_plot(sub)
     add_download(sub)
     add_serve(sub)
     return parser

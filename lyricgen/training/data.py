@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import LyricgenError
-from ..scoring.score import Text
+from ..scoring.score import Text, count_chars
 from ..text.corpus import copied_share
 from ..text.tokenizer import tokenize_lines_cached
 from ..text.vocab import Vocab
@@ -74,8 +74,13 @@ class Prepared:
     """Everything training needs from a corpus: vocabulary, training windows, validation text."""
     vocab: Vocab
     train: WindowDataset
+    train_chars: int  # characters of the training text (line breaks counted): bits per character
     val: Text
     val_seen_share: float  # share of validation lines that also occur in the training part
+
+    @property
+    def train_chars_per_token(self) -> float:
+        return self.train_chars / max(self.train.stream.numel() - 1, 1)
 
 
 def prepare(train_lines: list[str], val_lines: list[str], min_freq: int, seq_len: int, vocab: Vocab | None = None,
@@ -87,5 +92,5 @@ def prepare(train_lines: list[str], val_lines: list[str], min_freq: int, seq_len
         vocab = Vocab.build(train_tokens, min_freq=min_freq)
     train_ids, _ = vocab.encode_lines(train_tokens)
     stream = torch.tensor([vocab.line_break_id] + train_ids, dtype=torch.long)
-    return Prepared(vocab=vocab, train=WindowDataset(stream, seq_len), val=Text.encode(vocab, val_tokens),
-                    val_seen_share=copied_share(train_lines, val_lines))
+    return Prepared(vocab=vocab, train=WindowDataset(stream, seq_len), train_chars=count_chars(train_tokens),
+                    val=Text.encode(vocab, val_tokens), val_seen_share=copied_share(train_lines, val_lines))

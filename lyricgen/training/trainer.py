@@ -32,8 +32,8 @@ from .data import IGNORE, Prepared, epoch_order, num_batches
 from .state import RunState
 
 MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
-METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "val_bpc_open_rnn",
-                 "lr", "tokens_per_s", "elapsed_s"]
+METRIC_FIELDS = ["epoch", "step", "train_loss", "train_bpc", "val_loss", "val_ppl", "val_bpc_open",
+                 "val_bpc_open_rnn", "lr", "tokens_per_s", "elapsed_s"]
 
 
 class NonFiniteLoss(LyricgenError):
@@ -177,9 +177,11 @@ class Trainer:
         st = self.state
         val, rnn = self.validate()
         self._tick()
+        train_loss = st.epoch_loss_sum / max(st.epoch_tokens, 1)
         row = {
-            "epoch": round(epoch_progress, 3), "step": st.step,
-            "train_loss": round(st.epoch_loss_sum / max(st.epoch_tokens, 1), 4),
+            "epoch": round(epoch_progress, 3), "step": st.step, "train_loss": round(train_loss, 4),
+            # the same loss per character (closed vocabulary: dropout on, no <unk> surcharge)
+            "train_bpc": round(train_loss / math.log(2) / self.data.train_chars_per_token, 4),
             "val_loss": val.loss if val else "", "val_ppl": round(val.ppl, 2) if val else "",
             "val_bpc_open": round(val.bpc_open, 4) if val else "",
             "val_bpc_open_rnn": round(rnn.bpc_open, 4) if rnn else "",
