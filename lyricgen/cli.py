@@ -1,4 +1,4 @@
-"""Command line: `lyricgen train | generate | evaluate | download | serve`.
+"""Command line: `lyricgen train | generate | evaluate | plot | download | serve`.
 
 It declares the few options that are about the command line itself, derives every other flag from
 the typed configs (config.py), calls the library, and prints. Every LyricgenError becomes one
@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .config import (DEVICES, ModelConfig, RunConfig, SamplingConfig, ServeConfig, StructureConfig, TokenizerConfig,
-                     TrainConfig, SAMPLE_PRESET, generation_configs)
+from .config import (DEVICES, ModelConfig, RunConfig, SamplingConfig, ServeConfig, SongConfig, StructureConfig,
+                     TokenizerConfig, TrainConfig, SAMPLE_PRESET, generation_configs)
 from .errors import LyricgenError
 from .options import add_options, given
 
@@ -143,6 +143,7 @@ def add_generate(sub) -> None:
     a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
     a("-i", "--interactive", action="store_true", help="load once, then read start words line by line from stdin")
     add_options(p, StructureConfig)
+    add_options(p, SongConfig)
     add_options(p, SamplingConfig)
     preset = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in SAMPLE_PRESET.items())
     a("--sample", action="store_true", help=f"the recommended sampling settings ({preset}) for options not given")
@@ -172,22 +173,25 @@ def cmd_generate(args) -> int:
 
     if args.interactive and args.start is not None:
         raise LyricgenError("give either START_WORD or -i, not both")
+    first_line = getattr(args, "first_line", None)
+    if not args.interactive and args.start is None and first_line:
+        args.start = first_line  # the first line is the start
     if not args.interactive and (args.start is None or not normalize_line(args.start)):
         raise LyricgenError("the start word is empty")
-    sampling, structure = generation_configs(given(args, SamplingConfig, StructureConfig), sample=args.sample)
+    configs = generation_configs(given(args, SamplingConfig, StructureConfig, SongConfig), sample=args.sample)
     device = resolve_device(args.device)
     generation_threads(device)
     writer = Lyricist.load(args.checkpoint, device)
     if args.interactive:
-        return interactive(writer, sampling, structure, args.json)
-    print_candidates(*writer.write(args.start, sampling, structure), args.json)
+        return interactive(writer, configs, args.json)
+    print_candidates(*writer.write(args.start, *configs), args.json)
     return 0
 
 
-def interactive(writer, sampling, structure, as_json: bool) -> int:
+def interactive(writer, configs, as_json: bool) -> int:
     from .writing.session import Session
 
-    session = Session(writer, sampling, structure)
+    session = Session(writer, *configs)
     tty = sys.stdin.isatty()
     while True:
         if tty:

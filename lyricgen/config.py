@@ -7,6 +7,7 @@
     ServeConfig      where `lyricgen serve` listens, what it loads, how much it takes on at once
     SamplingConfig   how generation picks each token  (per call)
     StructureConfig  the shape of the generated text  (per call)
+    SongConfig       line lengths, rhyme and song form  (per call; defaults follow the corpus's habits)
 
 The defaults are the measured best per CPU-minute (docs/tuning.md). No torch here, so that parsing
 options and printing `--help` are fast.
@@ -21,6 +22,7 @@ DEVICES = ("auto", "cpu", "cuda")
 SEED_MAX = 2**32 - 1
 MAX_TOKENS = 100_000  # per candidate; lyrics are far shorter, this only keeps memory sane
 MAX_SAMPLES = 4_096
+DEFAULT_MAX_TOKENS = 100  # per candidate, when neither --max-tokens nor a number of lines says otherwise
 
 
 @dataclass
@@ -123,8 +125,9 @@ SAMPLE_PRESET = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.2, "n
 @dataclass
 class StructureConfig(Config):
     """Bounds on the shape of the text; generation always stops after max_tokens."""
-    max_tokens: int = option(100, "at most this many tokens per candidate; the text always ends with a whole line",
-                             low=1, high=MAX_TOKENS)
+    max_tokens: int | None = option(None, "at most this many tokens per candidate (default: 100, except that a "
+                                    "song of a given number of lines - --lines, --form or --acrostic - is not cut "
+                                    "short); the text always ends with a whole line", low=1, high=MAX_TOKENS)
     lines: int = option(0, "stop after this many lines (0 = no limit)", low=0)
     min_line_tokens: int = option(1, "no line break before this many tokens in a line (1: no blank lines; "
                                   "0 allows them)", low=0)
@@ -136,11 +139,68 @@ class StructureConfig(Config):
             raise OptionError("min_line_tokens cannot exceed max_line_tokens")
 
 
-GENERATION_CONFIGS = (SamplingConfig, StructureConfig)
+RHYME_SCHEMES = ("auto", "AABB", "ABAB", "AAAA", "none")
 
 
-def generation_configs(options: dict, sample: bool = False) -> tuple[SamplingConfig, StructureConfig]:
-    """Both generation configs from one dict of option values, by name; `sample` fills the options
+@dataclass
+class SongConfig(Config):
+    """A song's shape: written line by line, each line's length, rhyme and first character planned
+    (writing/form.py). Left at their defaults they follow the corpus's habits (writing/habits.py)."""
+    rhyme: str = option("auto", "rhyme scheme: auto = the corpus's habit; AABB, ABAB, AAAA, or none",
+                        choices=RHYME_SCHEMES)
+    rhyme_class: str | None = option(None, "the rhyme of the first rhyme group (the first line and those rhyming "
+                                     "with it): a 十三辙 class such as 江阳, or a final in it such as ang",
+                                     metavar="CLASS")
+    line_chars: str | None = option(None, "characters per line, MIN-MAX or N (default: the corpus's spread of "
+                                    "line lengths)", metavar="MIN-MAX")
+    form: str | None = option(None, "sections, e.g. 'verse:4 chorus:4 verse:4 chorus:4' (verse, prechorus, chorus, "
+                              "bridge, outro; a chorus is written once and repeated; without :N, the corpus's "
+                              "usual section length); blank lines separate them", metavar="SECTIONS")
+    acrostic: str | None = option(None, "藏头: line i starts with the i-th character of TEXT (the start word "
+                                  "begins with the first)", metavar="TEXT")
+    first_line: str | None = option(None, "the song's first line as you wrote it (it begins with the start "
+                                    "word); its rhyme starts the first rhyme group", metavar="TEXT")
+    line_candidates: int = option(32, "candidate lines searched per line: sampled, or the beam width when greedy",
+                                  low=1, high=512)
+    plain: bool = option(False, "write token by token, the model's plain continuation, without line lengths, "
+                         "rhyme or form (the default writes line by line to the corpus's habits)")
+
+    def check(self) -> None:
+        from .text.rhyme import parse_class
+        from .writing.form import parse_form, parse_line_chars
+
+        if self.rhyme_class is not None:
+            try:
+                parse_class(self.rhyme_class)
+            except OptionError as e:
+                raise OptionError(f"rhyme_class: {e}") from None
+        if self.line_chars is not None:
+            parse_line_chars(self.line_chars)
+        if self.form is not None:
+            parse_form(self.form)
+        for name in ("acrostic", "first_line"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise OptionError(f"{name} is empty")
+        if self.acrostic is not None and any(ch.isspace() for ch in self.acrostic.strip()):
+            raise OptionError("acrostic must be characters without spaces")
+
+
+GENERATION_CONFIGS = (SamplingConfig, StructureConfig, SongConfig)
+
+
+def token_budget(structure: StructureConfig, song: SongConfig | None = None) -> int | None:
+    """The tokens a candidate may have: --max-tokens when given; none beyond its lines for a song
+    whose number of lines is fixed (so a long form is never cut short); DEFAULT_MAX_TOKENS otherwise."""
+    if structure.max_tokens is not None:
+        return structure.max_tokens
+    if song is not None and not song.plain and (structure.lines or song.form or song.acrostic):
+        return None
+    return DEFAULT_MAX_TOKENS
+
+
+def generation_configs(options: dict, sample: bool = False) -> tuple[SamplingConfig, StructureConfig, SongConfig]:
+    """The generation configs from one dict of option values, by name; `sample` fills the options
     not given from SAMPLE_PRESET. An unknown name is refused."""
     known = {name for cls in GENERATION_CONFIGS for name in cls.__dataclass_fields__}
     unknown = sorted(set(options) - known)

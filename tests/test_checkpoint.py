@@ -47,7 +47,7 @@ def test_a_trained_checkpoint_holds_only_tensors_and_plain_containers(tiny_run):
     assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION == 2
     assert set(raw) == {"format", "format_version", "versions", "model_config", "tokenizer", "vocab", "model",
                         "side_models", "corpus", "training"}
-    assert set(raw["side_models"]) == {"unk", "repeat", "originality"}
+    assert set(raw["side_models"]) == {"unk", "repeat", "originality", "habits"}
     assert set(raw["training"]) == {"config", "state", "optimizer", "rng"}
     assert raw["versions"] == {"lyricgen": __version__, "torch": str(torch.__version__), "jieba": jieba_version()}
     assert raw["corpus"]["path"] == str(TINY_CORPUS.resolve())
@@ -63,6 +63,7 @@ def test_save_load_round_trip(tiny_ckpt, tmp_path):
     same_tensors(again.weights, tiny_ckpt.weights, "weights")
     assert again.side.unk == tiny_ckpt.side.unk and again.side.repeat == tiny_ckpt.side.repeat
     assert again.side.originality.span_hashes == tiny_ckpt.side.originality.span_hashes
+    assert again.side.habits == tiny_ckpt.side.habits and again.side.habits.source == "corpus"
     assert again.corpus == tiny_ckpt.corpus and again.versions == tiny_ckpt.versions
     t, u = again.training, tiny_ckpt.training
     assert t.config == u.config and t.state == u.state
@@ -87,7 +88,7 @@ def test_loaded_checkpoint_generates_exactly_what_the_trained_model_does(tiny_li
                "embed_dim": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.3}
     trainer = start_run(tiny_lines, options, tmp_path, "cpu")
     assert trainer.run() == "max_steps"
-    in_memory = Lyricist(trainer.model, trainer.data.vocab, trainer.side.originality)
+    in_memory = Lyricist(trainer.model, trainer.data.vocab, trainer.side.originality, trainer.side.habits)
     loaded = Lyricist.load(tmp_path / "last.pt")
     wrote = False
     for options in ({"max_tokens": 30},
@@ -264,6 +265,8 @@ def formats(tiny_run, tmp_path_factory):
                                 bad_periods=1)
     assert state.best_loss not in (0.0, float("inf"))  # best.pt's figure stays distinct from the schedule's
     ckpt = dataclasses.replace(ckpt, training=dataclasses.replace(ckpt.training, state=state))
+    # format 1 has no habits, so the format-2 file it is compared with is one from before them
+    ckpt = dataclasses.replace(ckpt, side=dataclasses.replace(ckpt.side, habits=None))
     dirs = {name: tmp_path_factory.mktemp(name) for name in ("v1", "v2")}
     save_checkpoint(ckpt, dirs["v2"] / "last.pt")
     torch.save(to_format_1(to_dict(ckpt)), dirs["v1"] / "last.pt")

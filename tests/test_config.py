@@ -5,11 +5,12 @@ import math
 import pytest
 
 from lyricgen.config import (MAX_SAMPLES, MAX_TOKENS, SAMPLE_PRESET, SEED_MAX, ModelConfig, RunConfig,
-                             SamplingConfig, StructureConfig, TokenizerConfig, TrainConfig, generation_configs)
+                             SamplingConfig, SongConfig, StructureConfig, TokenizerConfig, TrainConfig,
+                             generation_configs)
 from lyricgen.errors import LyricgenError, OptionError
 from lyricgen.options import EXTEND, FIXED, PER_RUN
 
-ALL_CONFIGS = [ModelConfig, TokenizerConfig, TrainConfig, RunConfig, SamplingConfig, StructureConfig]
+ALL_CONFIGS = [ModelConfig, TokenizerConfig, TrainConfig, RunConfig, SamplingConfig, StructureConfig, SongConfig]
 
 
 def make(cls, **kw):
@@ -32,6 +33,8 @@ OUT_OF_BOUNDS = [
     (SamplingConfig, "seed", -1), (SamplingConfig, "num_samples", 0), (SamplingConfig, "num_samples", MAX_SAMPLES + 1),
     (StructureConfig, "max_tokens", 0), (StructureConfig, "max_tokens", MAX_TOKENS + 1), (StructureConfig, "lines", -1),
     (StructureConfig, "min_line_tokens", -1), (StructureConfig, "max_line_tokens", -1),
+    (SongConfig, "rhyme", "ABBA"), (SongConfig, "rhyme", "aabb"), (SongConfig, "line_candidates", 0),
+    (SongConfig, "line_candidates", 513),
 ]
 
 
@@ -104,10 +107,12 @@ def test_the_sample_preset_is_a_valid_sampling_config():
 
 
 def test_generation_configs_split_options_by_name_and_refuse_unknown_ones():
-    sampling, structure = generation_configs({"temperature": 0.5, "lines": 3, "no_copy": True, "seed": 4})
+    sampling, structure, song = generation_configs({"temperature": 0.5, "lines": 3, "no_copy": True, "seed": 4,
+                                                    "rhyme": "AABB"})
     assert sampling == SamplingConfig(temperature=0.5, seed=4)
     assert structure == StructureConfig(lines=3, no_copy=True)
-    assert generation_configs({}) == (SamplingConfig(), StructureConfig())
+    assert song == SongConfig(rhyme="AABB")
+    assert generation_configs({}) == (SamplingConfig(), StructureConfig(), SongConfig())
     with pytest.raises(OptionError) as info:
         generation_configs({"colour": "red", "lines": 2})
     message = str(info.value)
@@ -115,9 +120,9 @@ def test_generation_configs_split_options_by_name_and_refuse_unknown_ones():
 
 
 def test_sample_fills_only_the_options_not_given():
-    sampling, _ = generation_configs({}, sample=True)
-    assert sampling == SamplingConfig(**SAMPLE_PRESET)
-    sampling, structure = generation_configs({"temperature": 0.0, "lines": 2}, sample=True)
+    sampling, _, song = generation_configs({}, sample=True)
+    assert sampling == SamplingConfig(**SAMPLE_PRESET) and song == SongConfig()
+    sampling, structure, _ = generation_configs({"temperature": 0.0, "lines": 2}, sample=True)
     assert sampling.temperature == 0.0 and sampling.greedy  # given, even at its default: kept
     assert sampling.top_p == SAMPLE_PRESET["top_p"] and sampling.no_repeat_ngram == SAMPLE_PRESET["no_repeat_ngram"]
     assert structure.lines == 2

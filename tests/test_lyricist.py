@@ -1,6 +1,7 @@
 """writing/lyricist.py: the Python API behind `lyricgen generate`: load a checkpoint, write ranked
 candidates with their originality report, --no-copy."""
 import dataclasses
+from itertools import product
 
 import pytest
 
@@ -32,9 +33,12 @@ def test_load_writes_from_the_checkpoint_alone(tiny_run, monkeypatch):
 
 def test_greedy_from_a_lines_first_word_writes_that_line_and_reports_the_copy(overfit_writer):
     for word, line in zip(FIRST, LINES):
-        c = overfit_writer.generate(word, lines=1, max_tokens=20)[0]
+        c = overfit_writer.generate(word, lines=1, max_tokens=20, plain=True)[0]
         assert c.text == line and c.copied_lines == 1.0 and c.longest_copy == len(line)
         assert c.tokens == 4 and c.score <= 0  # three more words and the line break
+        song = overfit_writer.generate(word, lines=1, max_tokens=20)[0]  # a song passes over the copy
+        assert song.text.startswith(word) and song.text != line and song.copied_lines == 0.0
+        assert song.longest_copy < 8 and song.score <= 0 and song.tokens >= 2
 
 
 @pytest.mark.parametrize("structure", [{"lines": 3, "max_tokens": 40},
@@ -42,12 +46,12 @@ def test_greedy_from_a_lines_first_word_writes_that_line_and_reports_the_copy(ov
                                        {"max_tokens": 30, "max_line_tokens": 4, "lines": 1}])  # the line length does
 def test_no_copy_never_ends_a_training_line(overfit_writer, structure):
     known = {normalize_line(line) for line in LINES}
-    for word in FIRST:
+    for word, plain in product(FIRST, (True, False)):  # token by token, and songs
         for sampling in (SamplingConfig(num_samples=2), SamplingConfig(temperature=1.0, seed=3, num_samples=2)):
-            for c in overfit_writer.generate(word, sampling, no_copy=True, **structure):
+            for c in overfit_writer.generate(word, sampling, no_copy=True, plain=plain, **structure):
                 assert not known & {normalize_line(x) for x in c.text.split("\n")}, c.text
                 assert c.copied_lines == 0.0
-    c = overfit_writer.generate("灯塔", lines=2, max_tokens=40, no_copy=True)[0]
+    c = overfit_writer.generate("灯塔", lines=2, max_tokens=40, no_copy=True, plain=True)[0]
     assert c.text.startswith(LINES[4]) and c.text != LINES[4]  # it goes on past the training line
 
 
@@ -79,14 +83,16 @@ def test_write_reports_the_characters_left_out(overfit_writer, monkeypatch):
     assert candidates[0].text.startswith("晨光龘")  # the text begins with the start word as given
     ids, _ = overfit_writer.prompt("晨光")
     monkeypatch.setattr("lyricgen.writing.lyricist.resolve_start", lambda *a: pytest.fail("resolved again"))
-    assert overfit_writer.generate("晨光", prompt_ids=ids, lines=1)[0].text == LINES[0]
+    assert overfit_writer.generate("晨光", prompt_ids=ids, lines=1, plain=True)[0].text == LINES[0]
 
 
 def test_candidate_as_a_dict_and_without_originality(overfit_ckpt, tmp_path):
-    c = Lyricist.load(overfit_ckpt).generate("晨光", lines=1)[0]
+    c = Lyricist.load(overfit_ckpt).generate("晨光", lines=1, plain=True)[0]
     assert c.to_dict() == {"text": LINES[0], "score": c.score, "tokens": 4, "copied_lines": 1.0,
                            "longest_copy": len(LINES[0])}
     ckpt = load_checkpoint(overfit_ckpt)
     save_checkpoint(dataclasses.replace(ckpt, side=dataclasses.replace(ckpt.side, originality=None)), tmp_path / "a.pt")
-    c = Lyricist.load(tmp_path / "a.pt").generate("晨光", lines=1, no_copy=True)[0]
+    c = Lyricist.load(tmp_path / "a.pt").generate("晨光", lines=1, no_copy=True, plain=True)[0]
     assert (c.text, c.copied_lines, c.longest_copy) == (LINES[0], None, None)  # nothing to compare with
+    c = Lyricist.load(tmp_path / "a.pt").generate("晨光", lines=1, no_copy=True)[0]
+    assert c.text.startswith("晨光") and (c.copied_lines, c.longest_copy) == (None, None)

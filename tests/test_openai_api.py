@@ -122,8 +122,10 @@ def test_stream_matches_the_plain_completion(client):
 def test_n_and_best_of(client):
     c = complete(client, max_tokens=15, n=3, seed=2)
     assert [ch.index for ch in c.choices] == [0, 1, 2]
-    best = complete(client, max_tokens=15, n=2, best_of=4, seed=2)
+    best = complete(client, max_tokens=15, n=2, best_of=4, seed=2, extra_body={"plain": True})
     assert len(best.choices) == 2 and best.usage.completion_tokens == 4 * 15  # all four written count
+    songs = complete(client, max_tokens=15, n=2, best_of=4, seed=2)  # line by line: whole lines within the budget
+    assert len(songs.choices) == 2 and 4 * 2 <= songs.usage.completion_tokens <= 4 * 15
     text, chunks = streamed(client, max_tokens=15, n=2, seed=2)  # streamed too, each choice in one piece
     assert {c.choices[0].index for c in chunks if c.choices} == {0, 1}
 

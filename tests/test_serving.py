@@ -22,7 +22,7 @@ import httpx  # noqa: E402
 import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from lyricgen.config import GENERATION_CONFIGS, SAMPLE_PRESET, SamplingConfig, StructureConfig  # noqa: E402
+from lyricgen.config import GENERATION_CONFIGS, SAMPLE_PRESET, SamplingConfig, SongConfig, StructureConfig  # noqa: E402
 from lyricgen.errors import Cancelled, LyricgenError  # noqa: E402
 from lyricgen.options import Config, option  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
@@ -185,7 +185,7 @@ def test_generate_has_the_cli_defaults(client, engine):
     r = client.post("/api/generate", json={"start": "月光", "max_tokens": 20})
     assert r.status_code == 200, r.text
     body = r.json()
-    defaults = {**SamplingConfig().to_dict(), **StructureConfig().to_dict(), "max_tokens": 20}
+    defaults = {**SamplingConfig().to_dict(), **StructureConfig().to_dict(), **SongConfig().to_dict(), "max_tokens": 20}
     assert body["options"] == defaults  # greedy, as `lyricgen generate` without --sample
     expected = engine.writer.generate("月光", max_tokens=20)[0]
     [candidate] = body["candidates"]

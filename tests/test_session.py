@@ -3,13 +3,14 @@ VALUE` checked at once, and a rejected value never kept."""
 import pytest
 
 from conftest import OVERFIT_LINES as LINES
-from lyricgen.config import SamplingConfig, StructureConfig
+from lyricgen.config import SamplingConfig, SongConfig, StructureConfig
 from lyricgen.writing.session import OPTION_NAMES, Session
 
 
 @pytest.fixture
 def session(overfit_writer):
-    return Session(overfit_writer, SamplingConfig(), StructureConfig(lines=1, max_tokens=12))
+    # plain: the overfit model's greedy line is then its training line, which the tests name
+    return Session(overfit_writer, SamplingConfig(), StructureConfig(lines=1, max_tokens=12), SongConfig(plain=True))
 
 
 def texts(reply) -> list[str]:
@@ -27,7 +28,8 @@ def test_start_words_write_with_the_sessions_options(session, overfit_writer):
     assert texts(session.handle("  火车 ")) == [LINES[1]]
     reply = session.handle("晨光龘")
     assert reply.unknown == ["龘"] and texts(reply)[0].startswith("晨光龘")
-    expected, _ = overfit_writer.write("雪花", SamplingConfig(), StructureConfig(lines=1, max_tokens=12))
+    expected, _ = overfit_writer.write("雪花", SamplingConfig(), StructureConfig(lines=1, max_tokens=12),
+                                       SongConfig(plain=True))
     assert session.handle("雪花").candidates == expected
 
 
@@ -42,9 +44,14 @@ def test_set_changes_the_options_for_the_next_start_words(session, overfit_write
     assert session.handle(":set seed 3").changed == ("seed", 3)
     assert session.handle(":set lines 2").changed == ("lines", 2)
     assert session.handle(":set top-k 5").changed == ("top_k", 5)  # the flag's spelling works too
-    sampled = overfit_writer.generate("火车", lines=2, max_tokens=12, temperature=0.9, seed=3, top_k=5)
+    sampled = overfit_writer.generate("火车", lines=2, max_tokens=12, temperature=0.9, seed=3, top_k=5, plain=True)
     assert session.handle("火车").candidates == sampled
-    assert [c.text for c in sampled] != [c.text for c in overfit_writer.generate("火车", lines=2, max_tokens=12)]
+    greedy = overfit_writer.generate("火车", lines=2, max_tokens=12, plain=True)
+    assert [c.text for c in sampled] != [c.text for c in greedy]
+    assert session.handle(":set plain no").changed == ("plain", False)
+    assert session.handle(":set form verse:1 chorus:1").changed == ("form", "verse:1 chorus:1")  # spaces kept
+    song = session.handle("火车").candidates[0].text.split("\n")
+    assert len(song) == 3 and song[1] == ""  # two sections, a blank line between them
     assert session.handle(":set seed off").changed == ("seed", None)
     assert session.handle(":set no_copy yes").changed == ("no_copy", True)
     assert session.options["no_copy"] is True and session.options["seed"] is None
@@ -59,10 +66,11 @@ def test_set_changes_the_options_for_the_next_start_words(session, overfit_write
     (":set min_line_tokens 9", ["min_line_tokens", "max_line_tokens"]),  # the combination must hold too
     (":set colour red", ["usage", "temperature", "no_copy"]),  # unknown option: the usage, every option
     (":set temperature", ["usage"]),
-    (":set temperature 1 2", ["usage"]),
+    (":set temperature 1 2", ["temperature", "1 2"]),  # the value is the rest of the line
 ])
 def test_a_rejected_set_is_an_error_reply_and_is_not_kept(overfit_writer, command, names):
-    session = Session(overfit_writer, SamplingConfig(), StructureConfig(lines=1, max_tokens=12, max_line_tokens=5))
+    session = Session(overfit_writer, SamplingConfig(), StructureConfig(lines=1, max_tokens=12, max_line_tokens=5),
+                      SongConfig(plain=True))
     before = dict(session.options)
     reply = session.handle(command)
     assert reply.error and reply.changed is None and "\n" not in reply.error
@@ -73,4 +81,5 @@ def test_a_rejected_set_is_an_error_reply_and_is_not_kept(overfit_writer, comman
 
 
 def test_the_usage_lists_every_option():
-    assert OPTION_NAMES == [*SamplingConfig.__dataclass_fields__, *StructureConfig.__dataclass_fields__]
+    assert OPTION_NAMES == [*SamplingConfig.__dataclass_fields__, *StructureConfig.__dataclass_fields__,
+                            *SongConfig.__dataclass_fields__]

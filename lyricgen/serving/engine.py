@@ -14,9 +14,10 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import SEED_MAX, SamplingConfig, generation_configs
+from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, generation_configs, token_budget
 from ..errors import LyricgenError
 from ..text.tokenizer import normalize_line
+from .schema import CAPS
 
 
 class StartWordError(LyricgenError):
@@ -96,6 +97,10 @@ class Engine:
         configs = generation_configs(options, sample=sample)  # every config, whatever configs there are
         values = {k: v for config in configs for k, v in asdict(config).items()}
         sampling = next(c for c in configs if isinstance(c, SamplingConfig))
+        if values.get("max_tokens", 0) is None:
+            # the effective budget, stated in the reply; a song of given lines is bounded by the server's cap
+            budget = token_budget(*(c for c in configs if isinstance(c, (StructureConfig, SongConfig))))
+            values["max_tokens"] = budget if budget is not None else CAPS["max_tokens"]
         if stream and sampling.num_samples != 1:
             raise LyricgenError("num_samples must be 1 when streaming (one candidate is written at a time)")
         if not sampling.greedy and sampling.seed is None:
@@ -107,6 +112,7 @@ class Engine:
             ids, unknown = self.writer.prompt(start)
         except LyricgenError as e:
             raise StartWordError(str(e), self.writer.vocab.most_frequent(12)) from None
+        self.writer.configs(start, **values)  # what only the model can check (an acrostic's characters)
         return Prepared(normalize_line(start), values, ids, unknown)
 
     def generate(self, prepared: Prepared, should_stop, on_token=None) -> list:

@@ -7,7 +7,7 @@ logits after the bans (repeats, n-grams, line bounds, copied lines) are applied.
 """
 import torch
 
-from ..config import SamplingConfig, StructureConfig
+from ..config import SamplingConfig, StructureConfig, token_budget
 from ..errors import Cancelled, LyricgenError
 from ..text.tokenizer import normalize_line
 from .predictor import Predictor
@@ -50,7 +50,7 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
     """Generate sampling.num_samples continuations in one batch; `predictor` is what they are
     sampled from (a Predictor, or a bare network, which is wrapped in one).
 
-    Returns (ids, lengths, scores): ids (B, max_tokens), the number of tokens each candidate kept,
+    Returns (ids, lengths, scores): ids (B, max_tokens: config.token_budget), the number of tokens each candidate kept,
     and each candidate's mean log-probability per token under the (unconstrained) model.
     on_step(tokens) gets each step's token ids (B,) of the candidates still writing (-1 for the
     finished ones), for streaming; should_stop() is asked before every step, and True raises
@@ -62,6 +62,7 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
         predictor = Predictor(predictor)
     device = predictor.device
     B, V, LB = sampling.num_samples, len(vocab), vocab.line_break_id
+    max_tokens = token_budget(structure)
     generator = make_generator(sampling)
     logp, state = predictor.start([LB] + list(start_ids), B)  # (B, V)
     history = [list(start_ids) for _ in range(B)]
@@ -73,8 +74,8 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
     alive = torch.ones(B, dtype=torch.bool, device=device)
     lengths = torch.zeros(B, dtype=torch.long, device=device)
     logp_sum = torch.zeros(B, device=device)
-    out = torch.full((B, structure.max_tokens), LB, dtype=torch.long, device=device)
-    for t in range(structure.max_tokens):
+    out = torch.full((B, max_tokens), LB, dtype=torch.long, device=device)
+    for t in range(max_tokens):
         if should_stop is not None and should_stop():
             raise Cancelled("generation was cancelled")
         # the penalties act on log-probabilities (all <= 0: a penalty > 1 always lowers a seen token);
@@ -94,7 +95,7 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
             stuck = torch.isinf(adj).all(dim=-1)  # e.g. --no-repeat-ngram 1 once every token is used
             adj[stuck, LB] = 0.0
         must_break = line_len >= structure.max_line_tokens if structure.max_line_tokens else torch.zeros_like(alive)
-        if t == structure.max_tokens - 1:
+        if t == max_tokens - 1:
             must_break = torch.ones_like(alive)  # the last token closes the line: text ends with a whole line
         nxt = torch.where(must_break, torch.full_like(line_len, LB), choose_next(adj, sampling, generator))
         nxt = torch.where(alive, nxt, torch.full_like(nxt, LB))

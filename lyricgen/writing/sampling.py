@@ -60,12 +60,18 @@ def choose_next(logits: torch.Tensor, sampling: SamplingConfig, generator: torch
     return choice if candidates is None else candidates.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
 
 
-def _nucleus_candidates(logits: torch.Tensor, top_p: float, first: int = 256):
+def _nucleus_candidates(logits: torch.Tensor, top_p: float, firsts: tuple = (256, 1024)):
     """Logits sorted best first with their token ids: only the best `first` when they already hold
-    top_p of the probability in every row (the usual case, and far cheaper than sorting all V)."""
-    if logits.shape[-1] > first:
+    top_p of the probability in every row (the usual case, and far cheaper than sorting all V; a
+    flat distribution, as at the start of a line, may need the larger first)."""
+    total = None
+    for first in firsts:
+        if logits.shape[-1] <= first:
+            break
+        if total is None:
+            total = logits.logsumexp(dim=-1)
         values, ids = torch.topk(logits, first, dim=-1)
-        held = (values.logsumexp(dim=-1) - logits.logsumexp(dim=-1)).exp()
+        held = (values.logsumexp(dim=-1) - total).exp()
         if bool((held >= top_p).all()):
             return values, ids
     return torch.sort(logits, dim=-1, descending=True)

@@ -5,7 +5,7 @@ front end (a notebook, a chat bot) can drive the same object.
 """
 from dataclasses import asdict, dataclass, field
 
-from ..config import GENERATION_CONFIGS, SamplingConfig, StructureConfig, generation_configs
+from ..config import GENERATION_CONFIGS, SamplingConfig, SongConfig, StructureConfig, generation_configs
 from ..errors import LyricgenError
 from ..options import parse_value
 from ..text.tokenizer import normalize_line
@@ -22,9 +22,9 @@ class Reply:
 
 
 class Session:
-    def __init__(self, writer, sampling: SamplingConfig, structure: StructureConfig):
+    def __init__(self, writer, sampling: SamplingConfig, structure: StructureConfig, song: SongConfig | None = None):
         self.writer = writer
-        self.options = {**asdict(sampling), **asdict(structure)}
+        self.options = {**asdict(sampling), **asdict(structure), **asdict(song or SongConfig())}
 
     def handle(self, line: str) -> Reply | None:
         """One input line: None for a blank one; errors come back in the reply, never raised."""
@@ -40,13 +40,14 @@ class Session:
             return Reply(error=str(e))
 
     def set(self, text: str) -> tuple[str, object]:
-        """`OPTION VALUE`: checked now, not at the next start word; a rejected value is not kept."""
-        parts = text.split()
+        """`OPTION VALUE`: checked now, not at the next start word; a rejected value is not kept. The
+        value is the rest of the line, so it may hold spaces (`:set form verse:4 chorus:4`)."""
+        parts = text.split(None, 1)
         name = parts[0].replace("-", "_") if parts else ""
         if len(parts) != 2 or name not in OPTION_NAMES:
             raise LyricgenError(f"usage: :set OPTION VALUE, OPTION one of {', '.join(OPTION_NAMES)}")
         cls = next(c for c in GENERATION_CONFIGS if name in c.__dataclass_fields__)
-        value = parse_value(cls, name, parts[1])
+        value = parse_value(cls, name, parts[1].strip())
         generation_configs({**self.options, name: value})  # the combination must hold too
         self.options[name] = value
         return name, value

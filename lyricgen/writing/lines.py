@@ -1,0 +1,262 @@
+"""Writing one line: K candidate continuations decoded in one batch under the line's constraints,
+returned best first.
+
+From the state after the text so far, K rows decode token by token. Masks keep every row inside the
+line's plan: the line break is banned until the line has its minimum characters (and its minimum
+tokens) and, when it must rhyme, until its last Han character is in the required class; a token that
+would run past the maximum is banned; a row left with no allowed token dies. Within a line no token
+bigram repeats ("我的我的"), and the sampling options act as in plain generation (repetition
+penalty and no-repeat n-grams over the whole song). Sampling draws K rows; greedy is a beam search of
+width K, so it returns the most probable lines that meet the constraints, deterministically.
+
+Characters are counted from the tokens' text (spaces excluded), never as tokens, so the search works
+for any token unit: words and characters, or characters only. Rows that finish or die leave the
+batch, so the network steps only the rows still writing.
+"""
+from dataclasses import dataclass, field
+
+import torch
+
+from .habits import count_chars
+from .sampling import choose_next, penalize_repeats
+
+NEG = float("-inf")
+PHRASE_CHARS = 3  # a phrase of an earlier line this long (in 2 or 3 tokens) is not written again
+
+
+@dataclass
+class LineRequest:
+    low: int  # characters: the line may end once it has this many (the start word's included)
+    high: int  # and never has more than this many
+    rhyme: int = -1  # the class its last Han character must be in (-1: any)
+    first_char: str | None = None  # its first token must start with this character (acrostic)
+    prefix_chars: int = 0  # characters already in the line (the start word)
+    prefix_class: int = -1  # the rhyme class the prefix ends on
+    prefix_tokens: int = 0
+    min_tokens: int = 1  # tokens per line, the prefix's included (StructureConfig's line bounds)
+    max_tokens: int = 10**9
+
+
+@dataclass
+class Line:
+    ids: list[int]  # the line's tokens, without the line break
+    score: float  # mean log-probability per token under the model, the line break included
+    logp: float = 0.0  # their sum
+
+
+@dataclass
+class SongContext:
+    """What the rest of the song contributes to the masks: the tokens written so far."""
+    history: list[int]
+    no_repeat_ngram: int = 0
+    repetition_penalty: float = 1.0
+    seen: torch.Tensor | None = None  # (V,) bool: tokens in the text (structure tokens excluded)
+    followers: dict = field(default_factory=dict)  # (n-1)-gram of the history -> tokens that followed it
+    phrases: dict = field(default_factory=dict)  # 1- or 2-token prefix -> tokens ending a phrase of an earlier line
+
+
+class LineSearch:
+    def __init__(self, predictor, vocab, token_classes: list[int]):
+        self.predictor = predictor
+        self.vocab = vocab
+        device = predictor.device
+        self.V = len(vocab)
+        self.lb, self.unk = vocab.line_break_id, vocab.unk_id
+        self.space = vocab.index.get(" ", -1)
+        self.chars = torch.tensor([count_chars(t) if i >= 3 else 0 for i, t in enumerate(vocab.tokens)],
+                                  device=device)  # (V,)
+        self.classes = torch.tensor(token_classes, dtype=torch.long, device=device)  # (V,)
+        self.structure = torch.zeros(self.V, dtype=torch.bool, device=device)
+        self.structure[[i for i in (self.lb, self.unk, self.space) if i >= 0]] = True
+        self._starts: dict[str, torch.Tensor] = {}
+
+    def starts_with(self, ch: str) -> torch.Tensor:
+        """(V,) bool: the entries whose text starts with `ch`."""
+        if ch not in self._starts:
+            mask = torch.tensor([i >= 3 and t.startswith(ch) for i, t in enumerate(self.vocab.tokens)],
+                                device=self.predictor.device)
+            self._starts[ch] = mask
+        return self._starts[ch]
+
+    def context(self, history: list[int], sampling, earlier: list[list[int]] = ()) -> SongContext:
+        """The song so far: its tokens, and the token ids of its earlier lines (their phrases of
+        PHRASE_CHARS or more characters, two or three tokens long, are not written again)."""
+        ctx = SongContext(list(history), sampling.no_repeat_ngram, sampling.repetition_penalty)
+        chars = self.chars.tolist()
+        for ids in earlier:
+            for n in (2, 3):
+                for i in range(len(ids) - n + 1):
+                    gram = ids[i:i + n]
+                    if sum(chars[t] for t in gram) >= PHRASE_CHARS:
+                        ctx.phrases.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+        if ctx.repetition_penalty != 1.0:
+            seen = torch.zeros(self.V, dtype=torch.bool, device=self.predictor.device)
+            seen[list(history)] = True
+            ctx.seen = seen & ~self.structure
+        n = ctx.no_repeat_ngram
+        if n:
+            for i in range(len(history) - n + 1):
+                ctx.followers.setdefault(tuple(history[i:i + n - 1]), set()).add(history[i + n - 1])
+        return ctx
+
+    # -- the masks ---------------------------------------------------------------------------------
+    def allowed(self, logp, req: LineRequest, ctx: SongContext, chars, cls, ntok, toks) -> torch.Tensor:
+        """logp (B, V) with every token the constraints ban set to -inf (and the penalties applied).
+        chars, cls, ntok (B,): the line so far; toks (B, t): its tokens (t = steps taken)."""
+        B, t = logp.shape[0], toks.shape[1]
+        adj = logp
+        if ctx.seen is not None:
+            seen = ctx.seen.unsqueeze(0).expand(B, -1).clone()
+            if t:
+                seen.scatter_(1, toks, True)
+                seen[:, self.structure] = False
+            adj = penalize_repeats(adj, seen, ctx.repetition_penalty)
+        else:
+            adj = adj.clone()
+        adj[:, self.unk] = NEG
+        if t == 0 and req.prefix_tokens == 0:  # the line's first token
+            if self.space >= 0:
+                adj[:, self.space] = NEG
+            if req.first_char:
+                adj[:, ~self.starts_with(req.first_char)] = NEG
+        adj.masked_fill_(chars.unsqueeze(1) + self.chars.unsqueeze(0) > req.high, NEG)
+        can_end = (chars >= req.low) & (ntok >= req.min_tokens)
+        if req.rhyme >= 0:
+            can_end &= cls == req.rhyme
+        forced = ntok >= req.max_tokens  # the token bounds end a line whatever else it lacks
+        must_end = (chars >= req.high) | forced
+        lb = torch.where(can_end | forced, adj[:, self.lb], torch.full_like(adj[:, self.lb], NEG))
+        adj[must_end] = NEG
+        if t:
+            last = toks[:, -1]
+            if self.space >= 0:  # no double spaces, no line ending in one
+                after_space = last == self.space
+                adj[after_space, self.space] = NEG
+                lb = torch.where(after_space, torch.full_like(lb, NEG), lb)
+            self._ban_repeated_bigrams(adj, toks, last)
+        adj[:, self.lb] = lb
+        if ctx.followers:
+            self._ban_ngrams(adj, ctx, toks)
+        if ctx.phrases and t:
+            self._ban_phrases(adj, ctx, toks)
+        return adj
+
+    def _ban_repeated_bigrams(self, adj, toks, last) -> None:
+        """No token may follow the line's last token if it already followed it in this line."""
+        if toks.shape[1] < 2:
+            return
+        hit = toks[:, :-1] == last.unsqueeze(1)  # (B, t-1)
+        followers = torch.where(hit, toks[:, 1:], torch.full_like(toks[:, 1:], self.V))
+        banned = torch.zeros(adj.shape[0], self.V + 1, dtype=torch.bool, device=adj.device)
+        banned.scatter_(1, followers, True)
+        adj.masked_fill_(banned[:, :self.V], NEG)
+
+    def _ban_ngrams(self, adj, ctx: SongContext, toks) -> None:
+        """--no-repeat-ngram over the whole song: the history's n-grams, continued into the line."""
+        n = ctx.no_repeat_ngram
+        rows = toks.tolist()
+        for b, row in enumerate(rows):
+            tail = (ctx.history + row)[-(n - 1):] if n > 1 else []
+            banned = ctx.followers.get(tuple(tail))
+            if banned:
+                adj[b, list(banned)] = NEG
+
+    def _ban_phrases(self, adj, ctx: SongContext, toks) -> None:
+        """No phrase of an earlier line again: the tokens that would complete one are banned."""
+        for b, row in enumerate(toks[:, -2:].tolist()):
+            banned = set(ctx.phrases.get((row[-1],), ()))
+            if len(row) == 2:
+                banned |= ctx.phrases.get(tuple(row), set())
+            if banned:
+                adj[b, list(banned)] = NEG
+
+    # -- decoding ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def search(self, logp, state, req: LineRequest, k: int, sampling, generator, ctx: SongContext,
+               should_stop=None) -> list[Line]:
+        """Lines that meet `req`, best (highest mean log-probability) first: from k sampled rows, or
+        from a beam of width k when decoding is greedy. logp (1, V) and state (one row) are the
+        model's after the text so far."""
+        if sampling.greedy:
+            return self._beam(logp, state, req, k, ctx, should_stop)
+        return self._sample(logp, state, req, k, sampling, generator, ctx, should_stop)
+
+    def _steps(self, req: LineRequest) -> int:
+        return max(req.high - req.prefix_chars, 0) * 2 + 2  # spaces count no characters
+
+    def _sample(self, logp, state, req, k, sampling, generator, ctx, should_stop) -> list[Line]:
+        P, device = self.predictor, self.predictor.device
+        rows = torch.zeros(k, dtype=torch.long, device=device)
+        state, logp = P.select(state, rows), logp.expand(k, -1)
+        chars = torch.full((k,), req.prefix_chars, device=device)
+        cls = torch.full((k,), req.prefix_class, device=device)
+        ntok = torch.full((k,), req.prefix_tokens, device=device)
+        total = torch.zeros(k, device=device)
+        toks = torch.empty(k, 0, dtype=torch.long, device=device)
+        done: list[Line] = []
+        for _ in range(self._steps(req)):
+            if should_stop is not None and should_stop():
+                from ..errors import Cancelled
+
+                raise Cancelled("generation was cancelled")
+            adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
+            alive = torch.isfinite(adj).any(dim=-1)
+            if not bool(alive.all()):  # rows with no allowed token die here
+                keep = alive.nonzero().flatten()
+                if not len(keep):
+                    break
+                adj, logp, chars, cls, ntok, total, toks = (x[keep] for x in (adj, logp, chars, cls, ntok, total, toks))
+                state = P.select(state, keep)
+            nxt = choose_next(adj, sampling, generator)
+            total = total + logp.gather(1, nxt.unsqueeze(1)).squeeze(1)
+            ntok, toks = ntok + 1, torch.cat([toks, nxt.unsqueeze(1)], dim=1)
+            ended = nxt == self.lb
+            for b in ended.nonzero().flatten().tolist():
+                n = int(ntok[b]) - req.prefix_tokens
+                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b])))
+            keep = (~ended).nonzero().flatten()
+            if not len(keep):
+                break
+            nxt = nxt[keep]
+            chars = chars[keep] + self.chars[nxt]
+            c = self.classes[nxt]
+            cls = torch.where(c >= 0, c, cls[keep])
+            ntok, total, toks = ntok[keep], total[keep], toks[keep]
+            logp, state = P.step(P.select(state, keep), nxt)
+        return sorted(done, key=lambda line: -line.score)
+
+    def _beam(self, logp, state, req, k, ctx, should_stop) -> list[Line]:
+        P, device = self.predictor, self.predictor.device
+        chars = torch.full((1,), req.prefix_chars, device=device)
+        cls = torch.full((1,), req.prefix_class, device=device)
+        ntok = torch.full((1,), req.prefix_tokens, device=device)
+        total = torch.zeros(1, device=device)  # the model's log-probability of each beam
+        search = torch.zeros(1, device=device)  # the same with the penalties: what the beam ranks by
+        toks = torch.empty(1, 0, dtype=torch.long, device=device)
+        done: list[Line] = []
+        for _ in range(self._steps(req)):
+            if should_stop is not None and should_stop():
+                from ..errors import Cancelled
+
+                raise Cancelled("generation was cancelled")
+            adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
+            ends = torch.isfinite(adj[:, self.lb]).nonzero().flatten().tolist()
+            for b in ends:  # a finished line: kept aside, no longer a beam
+                n = int(ntok[b]) + 1 - req.prefix_tokens
+                t = float(total[b] + logp[b, self.lb])
+                done.append(Line(toks[b].tolist(), t / n, t))
+            adj[:, self.lb] = NEG
+            cand = (search.unsqueeze(1) + adj).flatten()  # (B * V,)
+            width = min(k, int(torch.isfinite(cand).sum()))
+            if width == 0:
+                break
+            best, flat = torch.topk(cand, width)
+            rows, nxt = flat // self.V, flat % self.V
+            total = total[rows] + logp[rows, nxt]
+            search = best
+            chars = chars[rows] + self.chars[nxt]
+            c = self.classes[nxt]
+            cls = torch.where(c >= 0, c, cls[rows])
+            ntok, toks = ntok[rows] + 1, torch.cat([toks[rows], nxt.unsqueeze(1)], dim=1)
+            logp, state = P.step(P.select(state, rows), nxt)
+        return sorted(done, key=lambda line: -line.score)

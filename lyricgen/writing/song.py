@@ -1,0 +1,217 @@
+"""Writing a song line by line: the plan (form.py) says where each line may end and what it rhymes
+with; the line search (lines.py) offers candidates; the best one that is original is chosen and fed
+to the model, so the next line continues from it.
+
+A candidate line is passed over when it repeats an earlier line of the song, loops inside itself,
+shares a phrase of SONG_SPAN characters with an earlier line, or copies the corpus (a training line,
+or a span of COPY_SPAN characters of one). When no candidate is left, the search widens (more
+candidates, up to WIDEN times); when even that finds none, the line gives up those preferences,
+then its rhyme, then its length window, in that order. --no-copy never gives up on training lines.
+
+A chorus is written once; where the form repeats it, its tokens are fed to the model again and
+written out verbatim. A blank line separates sections (and is fed to the model when its corpus had
+blank lines, so it knows what follows one).
+"""
+import random
+import zlib
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..config import token_budget
+from ..errors import Cancelled, OptionError
+from ..text.rhyme import parse_class
+from ..text.tokenizer import normalize_line
+from .form import parse_line_chars, plan_song, sections_of
+from .habits import count_chars
+from .lines import LineRequest, LineSearch
+from .loops import repeats_a_phrase
+from .sampling import make_generator
+
+COPY_SPAN = 8  # a line sharing this many characters with a training line is a copy
+SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
+WIDEN = 4  # the search widens to this many times the candidates before giving anything up
+MAX_CANDIDATES = 512
+
+
+@dataclass
+class Song:
+    lines: list[str]  # the text's lines, "" between sections
+    tokens: int  # tokens written after the start word, line breaks and repeats included
+    score: float  # mean log-probability per token of the lines searched (not those given or repeated)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class SongWriter:
+    """Writes songs from a Predictor, a vocabulary, the corpus's habits and its originality hashes."""
+
+    def __init__(self, predictor, vocab, habits, originality=None):
+        self.predictor, self.vocab, self.habits, self.originality = predictor, vocab, habits, originality
+        self.search = LineSearch(predictor, vocab, habits.token_classes)
+
+    def check(self, start: str, song) -> None:
+        """Options that need the vocabulary: every acrostic character must be one it can write."""
+        if song.acrostic:
+            missing = [ch for ch in dict.fromkeys(song.acrostic) if not bool(self.search.starts_with(ch).any())]
+            if missing:
+                raise OptionError(f"acrostic: the model cannot start a line with {''.join(missing)} (not in its "
+                                  "vocabulary)")
+            if not normalize_line(start).startswith(song.acrostic[0]):
+                raise OptionError(f"acrostic: the start word must begin with {song.acrostic[0]!r}, the first "
+                                  "line's character")
+        if song.first_line and not normalize_line(song.first_line).startswith(normalize_line(start)):
+            raise OptionError("first_line must begin with the start word")
+
+    def plan(self, start: str, sampling, structure, song, generator):
+        """The song's plan, drawn from a generator of its own: the sampling seed's, or for greedy
+        decoding one seeded by the start word, so that greedy output stays deterministic."""
+        seed = generator.initial_seed() if generator is not None else zlib.crc32(start.encode("utf-8"))
+        rng = random.Random(seed)
+        open_lines = max((token_budget(structure, song) or 0) // 2, 1)  # no more lines than this can fit
+        sections = sections_of(song.form, structure.lines, self.habits, song.acrostic, open_lines)
+        rhyme_class = parse_class(song.rhyme_class) if song.rhyme_class else -1
+        line_chars = parse_line_chars(song.line_chars) if song.line_chars else None
+        return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng)
+
+    @torch.no_grad()
+    def write(self, start: str, prompt_ids: list[int], sampling, structure, song, on_tokens=None,
+              should_stop=None) -> Song:
+        """One song beginning with `start` (or with song.first_line, whose start word it is).
+        on_tokens(texts) gets each committed line's token texts, its line break included."""
+        P, vocab, lb = self.predictor, self.vocab, self.vocab.line_break_id
+        generator = make_generator(sampling)
+        plan = self.plan(start, sampling, structure, song, generator)
+        head = normalize_line(song.first_line or start)
+        logp, state = P.start([lb] + list(prompt_ids))
+        history = list(prompt_ids)
+        lines: list[str] = []  # the written lines, by plan index
+        line_ids: list[list[int]] = []
+        classes: list[int] = []
+        out: list[str] = []
+        limit = token_budget(structure, song)
+        budget = limit if limit is not None else 10**9  # tokens still allowed
+        written = 0
+        logp_sum, scored = 0.0, 0
+        for i, p in enumerate(plan):
+            if should_stop is not None and should_stop():
+                raise Cancelled("generation was cancelled")
+            if i and p.section != plan[i - 1].section:  # a blank line between sections
+                if budget < 3:
+                    break
+                out.append("")
+                if self.habits.blank_lines:
+                    logp, state = P.feed(state, [lb])
+                    history.append(lb)
+                    budget, written = budget - 1, written + 1
+                if on_tokens is not None:
+                    on_tokens(["\n"])
+            if p.repeat_of is not None:  # a chorus sung again
+                ids = line_ids[p.repeat_of]
+                if len(ids) + 1 > budget:
+                    break
+                text, cls = lines[p.repeat_of], classes[p.repeat_of]
+            elif i == 0 and song.first_line:
+                ids, text = [], head
+                cls = self._class_of_text(text)
+            else:
+                found = self._line(i, p, plan, classes, lines, line_ids, head if i == 0 else "", prompt_ids if i == 0 else [],
+                                   logp, state, history, budget, sampling, structure, song, generator, should_stop)
+                if found is None:
+                    break
+                ids, text, line_logp = found
+                cls = self._class_of(list(prompt_ids if i == 0 else []) + ids)
+                logp_sum, scored = logp_sum + line_logp, scored + len(ids) + 1
+            lines.append(text)
+            line_ids.append(ids)
+            classes.append(cls)
+            out.append(text)
+            logp, state = P.feed(state, ids + [lb])
+            history += ids + [lb]
+            budget, written = budget - len(ids) - 1, written + len(ids) + 1
+            if on_tokens is not None:
+                on_tokens([vocab.tokens[t] for t in ids] + ["\n"])
+            if budget < 2:
+                break
+        return Song(out, written, logp_sum / scored if scored else 0.0)
+
+    # -- one line ----------------------------------------------------------------------------------
+    def _line(self, i, p, plan, classes, lines, earlier_ids, head, prefix_ids, logp, state, history, budget, sampling,
+              structure, song, generator, should_stop):
+        """(ids, text, log-probability) of the chosen line, or None when nothing can be written."""
+        rhyme = p.rhyme_class
+        if rhyme < 0 and p.rhyme_with is not None:
+            rhyme = classes[p.rhyme_with]
+        req = LineRequest(low=p.low, high=p.high, rhyme=rhyme, first_char=None if i == 0 else p.first_char,
+                          prefix_chars=count_chars(head), prefix_class=self._class_of(prefix_ids),
+                          prefix_tokens=len(prefix_ids), min_tokens=structure.min_line_tokens,
+                          max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)))
+        if req.prefix_chars >= req.high:  # the start word is a whole line already
+            req.low = req.high = req.prefix_chars
+        if budget < 2 and not prefix_ids:
+            return None
+        earlier = [normalize_line(x) for x in lines]
+        ctx = self.search.context(history, sampling, earlier_ids)
+        k = song.line_candidates
+        wide = min(k * WIDEN, MAX_CANDIDATES)
+        relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
+        loose = replace(relaxed, low=min(p.hard_low, req.low), high=max(p.hard_high, req.high))
+        tried = []
+        for r in (req, relaxed, loose):
+            if r in tried:
+                continue
+            tried.append(r)
+            for width in (k, wide) if r is req else (wide,):
+                found = [(head + self.vocab.decode(line.ids), line)
+                         for line in self.search.search(logp, state, r, width, sampling, generator, ctx, should_stop)]
+                for text, line in found:
+                    if self._acceptable(text, earlier, True, structure.no_copy):
+                        return line.ids, text, line.logp
+            for text, line in found:
+                if self._acceptable(text, earlier, False, structure.no_copy):
+                    return line.ids, text, line.logp
+        return None
+
+    def _acceptable(self, text: str, earlier: list[str], strict: bool, no_copy: bool) -> bool:
+        line = normalize_line(text)
+        if not line:
+            return False
+        orig = self.originality
+        if no_copy and orig is not None and orig.is_training_line(line):
+            return False
+        if earlier and line == earlier[-1]:
+            return False  # never the same line twice in a row (a loop), whatever else gives
+        if not strict:
+            return True
+        if line in earlier or repeats_a_phrase(line):
+            return False
+        if any(shares_span(line, e, SONG_SPAN) for e in earlier):
+            return False
+        if orig is not None and (orig.is_training_line(line) or orig.longest_copy(line) >= COPY_SPAN):
+            return False
+        return True
+
+    def _class_of(self, ids: list[int]) -> int:
+        """The rhyme class a token sequence ends on (its last token with one), from the table."""
+        table = self.habits.token_classes
+        for t in reversed(ids):
+            if table[t] >= 0:
+                return table[t]
+        return -1
+
+    @staticmethod
+    def _class_of_text(text: str) -> int:
+        from ..text.rhyme import rhyme_id  # pypinyin: only for a line the user wrote
+
+        return rhyme_id(text)
+
+
+def shares_span(a: str, b: str, n: int) -> bool:
+    """Whether a and b have a common substring of n characters (spaces ignored)."""
+    a, b = a.replace(" ", ""), b.replace(" ", "")
+    if len(a) < n or len(b) < n:
+        return False
+    grams = {b[i:i + n] for i in range(len(b) - n + 1)}
+    return any(a[i:i + n] in grams for i in range(len(a) - n + 1))
