@@ -1,4 +1,4 @@
-"""Command line: `lyricgen train | generate | evaluate | plot | download | serve`.
+"""Command line: `lyricgen train | generate | report | evaluate | plot | download | serve`.
 
 It declares the few options that are about the command line itself, derives every other flag from
 the typed configs (config.py), calls the library, and prints. Every LyricgenError becomes one
@@ -215,6 +215,52 @@ def interactive(writer, configs, as_json: bool) -> int:
         sys.stdout.flush()
 
 
+# -- report -----------------------------------------------------------------------------------------
+def add_report(sub) -> None:
+    p = sub.add_parser("report", help="write songs from many start words and measure them against the corpus",
+                       description="Write one song per start word, greedy (the defaults) and sampled (--sample, "
+                                   "seed i for word i), and print rhyme rate, line lengths (mean, Jensen-Shannon "
+                                   "distance to the corpus's), fragment lines, copying, distinct-2 and loops, "
+                                   "beside the corpus's habits and, with --reference, real lines of the corpus.")
+    a = p.add_argument
+    a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
+    a("--words", type=Path, metavar="FILE", help="start words, one per line (default: the vocabulary's most "
+                                                   "frequent words of two or more characters)")
+    a("--songs", type=int, default=40, help="songs per mode: the first N words (default: 40)")
+    a("--lines", type=int, default=8, help="lines per song (default: 8)")
+    a("--reference", type=Path, metavar="FILE", help="real lyric lines (e.g. the corpus's held-out part) measured "
+                                                      "the same way, for comparison")
+    a("--mode", choices=("both", "greedy", "sampled"), default="both", help="which songs to write (default: both)")
+    a("--json", action="store_true", help="print one JSON object: the figures and every song's text")
+    add_options(p, SongConfig, only=["rhyme", "rhyme_class", "line_chars", "form", "line_candidates"],
+                note=" (for both modes)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from .runtime import generation_threads, resolve_device
+    from .text.corpus import read_corpus
+    from .writing.lyricist import Lyricist
+    from .writing.report import default_words, format_report, song_report
+
+    if args.songs < 1 or args.lines < 1:
+        raise LyricgenError("--songs and --lines must be at least 1")
+    device = resolve_device("cpu")
+    generation_threads(device)
+    writer = Lyricist.load(args.checkpoint, device)
+    words = ([w.strip() for w in read_corpus(args.words) if w.strip()] if args.words
+             else default_words(writer.vocab, args.songs))[:args.songs]
+    reference = read_corpus(args.reference) if args.reference else None
+    options = given(args, SongConfig)
+    modes = ("greedy", "sampled") if args.mode == "both" else (args.mode,)
+    report = song_report(writer, words, args.lines, reference, options, modes)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(format_report(report))
+    return 0
+
+
 # -- evaluate ---------------------------------------------------------------------------------------
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a text file: token perplexity and open-vocabulary bits per character")
@@ -302,6 +348,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train(sub)
     add_generate(sub)
+    add_report(sub)
     add_evaluate(sub)
     add_plot(sub)
     add_download(sub)

@@ -1,0 +1,207 @@
+"""The quality report: write songs from a list of start words, greedy and sampled, and measure them
+against the corpus's habits, beside the same figures for real lines of the corpus when given.
+
+    report = song_report(writer, words, lines=8, reference=held_out_lines)
+    print(format_report(report))
+
+Figures, per set of songs (each written from one start word):
+
+    rhyme_rate      share of adjacent line pairs inside a section whose last Han characters rhyme (十三辙)
+    scheme_rate     with an explicit --rhyme scheme: share of the pairs it asks to rhyme that do
+    mean_chars      characters per line (spaces excluded)
+    js_distance     Jensen-Shannon distance (base 2, one bin per character count) between the lines'
+                    length distribution and the corpus's, corrected for sample size: the raw distance
+                    of N lines drawn from the corpus itself is not 0 but js_floor (about 0.12 for
+                    320 lines), so the divergence expected of such a sample is subtracted before the
+                    square root; js_distance_raw is the plain plug-in figure
+    fragments       share of lines of FRAGMENT_CHARS (2) characters or fewer
+    copied_lines    share of lines that are training lines
+    span8_lines     share of lines sharing a span of 8 characters with a training line
+    longest_copy    the longest span (characters) any line shares with a training line
+    distinct_2      distinct character bigrams / character bigrams inside lines, averaged over songs
+    loop_songs      songs with a line repeated three times in a row (a repeated chorus is a section
+                    after a blank line, so it never counts)
+
+The reference lines are cut into songs where they have blank lines, else into songs of `lines` lines.
+"""
+import math
+import random
+import time
+
+from ..config import SAMPLE_PRESET
+from ..text.rhyme import adjacent_rhyme_rate, rhyme_id
+from ..text.tokenizer import normalize_line
+from .habits import FRAGMENT_CHARS, count_chars
+from .loops import repeats_a_line
+from .song import COPY_SPAN
+
+FLOOR_DRAWS = 200  # samples drawn from the corpus's distribution to estimate the distance's floor
+SCHEME_PAIRS = {"AABB": lambda j: [j - 1] if j % 2 else [], "ABAB": lambda j: [j - 2] if j >= 2 else [],
+                "AAAA": lambda j: [j - 1] if j else []}
+
+
+def default_words(vocab, n: int) -> list[str]:
+    """The vocabulary's n most frequent entries of two or more characters: typical start words."""
+    return [t for t in vocab.most_frequent(max(n * 5, 200)) if count_chars(t) >= 2][:n]
+
+
+def sections(lines: list[str]) -> list[list[str]]:
+    """Blank-separated blocks of non-blank lines."""
+    blocks, block = [], []
+    for line in lines + [""]:
+        line = normalize_line(line)
+        if line:
+            block.append(line)
+        elif block:
+            blocks.append(block)
+            block = []
+    return blocks
+
+
+def scheme_rate(songs: list[list[str]], scheme: str) -> float | None:
+    """Share of the line pairs an explicit scheme asks to rhyme (inside each section) that rhyme."""
+    if scheme not in SCHEME_PAIRS:
+        return None
+    asked = hit = 0
+    for song in songs:
+        for block in sections(song):
+            ids = [rhyme_id(line) for line in block]
+            for j in range(len(block)):
+                for k in SCHEME_PAIRS[scheme](j):
+                    asked += 1
+                    hit += ids[j] >= 0 and ids[j] == ids[k]
+    return hit / asked if asked else None
+
+
+def js_divergence(p: list[float], q: list[float]) -> float:
+    """Jensen-Shannon divergence in bits (0 .. 1)."""
+    size = max(len(p), len(q))
+    p, q = p + [0.0] * (size - len(p)), q + [0.0] * (size - len(q))
+    total = 0.0
+    for a, b in zip(p, q):
+        m = (a + b) / 2
+        if a > 0:
+            total += a * math.log2(a / m) / 2
+        if b > 0:
+            total += b * math.log2(b / m) / 2
+    return max(total, 0.0)
+
+
+def length_distribution(lengths: list[int], size: int) -> list[float]:
+    counts = [0] * size
+    for n in lengths:
+        counts[min(n, size - 1)] += 1
+    return [c / len(lengths) for c in counts] if lengths else []
+
+
+def js_floor(corpus: list[float], n: int, seed: int = 0) -> float:
+    """The divergence expected between n lengths drawn from `corpus` and `corpus` itself."""
+    rng = random.Random(seed)
+    values = range(len(corpus))
+    draws = [js_divergence(length_distribution(rng.choices(values, corpus, k=n), len(corpus)), corpus)
+             for _ in range(FLOOR_DRAWS)]
+    return sum(draws) / len(draws)
+
+
+def song_figures(songs: list[list[str]], habits, originality=None, scheme: str = "auto") -> dict:
+    """Every figure of a set of songs (each a list of lines, "" between sections)."""
+    lines = [normalize_line(x) for song in songs for x in song if normalize_line(x)]
+    if not lines:
+        return {"songs": len(songs), "lines": 0}
+    chars = [count_chars(x) for x in lines]
+    flat = [x for song in songs for x in [*song, ""]]
+    raw = js_divergence(length_distribution(chars, len(habits.line_chars)), habits.line_chars)
+    floor = js_floor(habits.line_chars, len(lines))
+    figures = {
+        "songs": len(songs), "lines": len(lines),
+        "rhyme_rate": adjacent_rhyme_rate(flat),
+        "scheme_rate": scheme_rate(songs, scheme),
+        "mean_chars": sum(chars) / len(chars),
+        "js_distance": math.sqrt(max(raw - floor, 0.0)),
+        "js_distance_raw": math.sqrt(raw),
+        "js_floor": math.sqrt(floor),
+        "fragments": sum(n <= FRAGMENT_CHARS for n in chars) / len(chars),
+        "distinct_2": sum(distinct_2(song) for song in songs) / len(songs),
+        "loop_songs": sum(repeats_a_line("\n".join(song)) for song in songs),
+    }
+    if originality is not None:
+        spans = [originality.longest_copy(x) for x in lines]
+        figures.update(copied_lines=sum(map(originality.is_training_line, lines)) / len(lines),
+                       span8_lines=sum(s >= COPY_SPAN for s in spans) / len(lines), longest_copy=max(spans))
+    return figures
+
+
+def distinct_2(song: list[str]) -> float:
+    grams = [x[i:i + 2] for x in (line.replace(" ", "") for line in song) for i in range(len(x) - 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def corpus_figures(habits) -> dict:
+    """What the checkpoint knows of its corpus (its habits), in the report's terms."""
+    return {"rhyme_rate": habits.rhyme_adjacent, "alternate_rate": habits.rhyme_alternate,
+            "mean_chars": habits.mean_chars, "fragments": sum(habits.line_chars[:FRAGMENT_CHARS + 1]),
+            "rhyme_chance": habits.rhyme_chance, "source": habits.source}
+
+
+def reference_songs(lines: list[str], song_lines: int) -> list[list[str]]:
+    """Real lines as songs: their own blank-separated blocks, or runs of song_lines lines."""
+    lines = [normalize_line(x) for x in lines]
+    if sum(1 for x in lines if not x) >= 2:
+        return [block for block in sections(lines)]
+    body = [x for x in lines if x]
+    return [body[i:i + song_lines] for i in range(0, len(body), song_lines)]
+
+
+def song_report(writer, words: list[str], lines: int = 8, reference: list[str] | None = None,
+                options: dict | None = None, modes=("greedy", "sampled"), on_song=None) -> dict:
+    """Songs from every word, for each mode ("greedy": the defaults; "sampled": the --sample preset
+    with seed i for word i), measured; `options` are generation options for both (e.g. rhyme)."""
+    options = dict(options or {})
+    scheme = options.get("rhyme", "auto")
+    report = {"words": list(words), "lines": lines, "options": options, "corpus": corpus_figures(writer.habits)}
+    for mode in modes:
+        songs, t0 = [], time.perf_counter()
+        for k, word in enumerate(words):
+            extra = {**SAMPLE_PRESET, "seed": k} if mode == "sampled" else {}
+            c = writer.generate(word, **{"lines": lines, **extra, **options})[0]
+            songs.append(c.text.split("\n"))
+            if on_song is not None:
+                on_song(mode, word, c.text)
+        seconds = time.perf_counter() - t0
+        report[mode] = {**song_figures(songs, writer.habits, writer.originality, scheme),
+                        "seconds_per_song": seconds / max(len(words), 1)}
+        report.setdefault("texts", {})[mode] = ["\n".join(song) for song in songs]
+    if reference is not None:
+        report["reference"] = song_figures(reference_songs(reference, lines), writer.habits, writer.originality,
+                                           scheme)
+    return report
+
+
+ROWS = [("rhyme_rate", "adjacent lines that rhyme", "{:.2f}"), ("scheme_rate", "pairs the scheme asks that rhyme",
+                                                                  "{:.2f}"),
+        ("mean_chars", "characters per line", "{:.1f}"), ("js_distance", "line lengths: JS distance to corpus",
+                                                          "{:.3f}"),
+        ("js_distance_raw", "  (raw, before the sample-size floor)", "{:.3f}"),
+        ("fragments", "fragment lines (<= 2 characters)", "{:.1%}"),
+        ("copied_lines", "copied lines (training lines)", "{:.1%}"),
+        ("span8_lines", "lines sharing 8 characters with training", "{:.1%}"),
+        ("longest_copy", "longest copied span (characters)", "{}"), ("distinct_2", "distinct-2 (per song)", "{:.2f}"),
+        ("loop_songs", "songs with a line 3x in a row", "{}"), ("seconds_per_song", "seconds per song", "{:.2f}")]
+
+
+def format_report(report: dict) -> str:
+    """The figures as a table: the corpus, each mode, the reference."""
+    columns = [c for c in ("corpus", "greedy", "sampled", "reference") if c in report]
+    width = max(len(label) for _, label, _ in ROWS)
+    out = [f"{'':<{width}}  " + "  ".join(f"{c:>9}" for c in columns)]
+    for key, label, fmt in ROWS:
+        cells = []
+        for c in columns:
+            value = report[c].get(key)
+            cells.append(f"{fmt.format(value) if value is not None else '-':>9}")
+        if any(cell.strip() != "-" for cell in cells):
+            out.append(f"{label:<{width}}  " + "  ".join(cells))
+    n = report.get("greedy", report.get("sampled", {})).get("songs", 0)
+    out.append(f"{n} songs of {report['lines']} lines per mode; corpus = the checkpoint's habits "
+               f"({report['corpus']['source']}); sampled = --sample with seed i for word i")
+    return "\n".join(out)
