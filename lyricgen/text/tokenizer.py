@@ -162,15 +162,6 @@ def _merge(results, chunks, progress) -> TokenStream:
     return TokenStream(list(index), np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
 
-def jieba_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("jieba")
-    except Exception:  # not installed as a distribution: report what we know
-        return "unknown"
-
-
 def cache_key(lines: list[str]) -> str:
     """Content address of a tokenisation: the text itself, our tokenizer version, jieba's version."""
     import hashlib
