@@ -48,7 +48,8 @@ def cmd_train(args) -> int:
     from .training.run import open_run, stop_on_signals
 
     run = RunConfig(**given(args, RunConfig))
-    trainer = open_run(run, given(args, TrainConfig, ModelConfig, TokenizerConfig))
+    with TokenizingBar(args.quiet) as on_tokenized:
+        trainer = open_run(run, given(args, TrainConfig, ModelConfig, TokenizerConfig), on_tokenized)
     report = (lambda *a: None) if args.quiet else say
     data, model, config = trainer.data, trainer.model, trainer.config
     report(f"corpus {trainer.corpus.path}: {trainer.corpus.lines} lines; training windows {len(data.train)} x "
@@ -56,7 +57,7 @@ def cmd_train(args) -> int:
            "validation lines also occur in training)")
     report(f"vocabulary {len(data.vocab)} entries (min_freq {trainer.tokenizer.min_freq}); model "
            f"{model.config.cell} {count_parameters(model):,} parameters on {trainer.device}")
-    with progress(trainer, args.quiet) as (on_step, on_epoch), stop_on_signals(trainer):
+    with TrainingBar(trainer, args.quiet) as (on_step, on_epoch), stop_on_signals(trainer):
         reason = trainer.run(on_step=on_step, on_epoch=on_epoch)
     st, out = trainer.state, trainer.out_dir
     if reason == "signal":
@@ -85,7 +86,29 @@ def draw_plot(run_dir: Path, report) -> None:
         report(f"lyricgen: note: no plot drawn: {e}")
 
 
-class progress:
+class TokenizingBar:
+    """A tqdm bar over the lines being tokenised (shown only when a corpus is not in the cache)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def __enter__(self):
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="line", desc="tokenising", dynamic_ncols=True, leave=False,
+                            disable=True if self.quiet else None)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class TrainingBar:
     """A tqdm bar over the steps and one line per validation, unless quiet."""
 
     def __init__(self, trainer, quiet: bool):

@@ -81,6 +81,15 @@ class RunConfig(Config):
     device: str = option("auto", "where to train; auto = CUDA when available", choices=DEVICES)
     deterministic: bool = option(False, "use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
     cache: bool = option(True, "reuse the tokenisation of a text seen before (--no-cache: always run jieba)")
+    workers: int | None = option(None, "processes that tokenise a large corpus (default: the cores)", low=1)
+
+    def tokenize_workers(self) -> int:
+        """--workers, else the cores this process may run on."""
+        import os
+
+        if self.workers:
+            return self.workers
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass

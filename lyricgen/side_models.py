@@ -25,8 +25,9 @@ class SideModels:
     habits: Habits | None = None
 
     @classmethod
-    def fit(cls, train_lines: list[str], train_ids: list[int], vocab) -> "SideModels":
-        """From the training part: its lines, and its token stream (line breaks included)."""
+    def fit(cls, train_lines: list[str], train_ids, vocab) -> "SideModels":
+        """From the training part: its lines, and its token stream (line breaks included; a list or
+        a 1-D tensor)."""
         return cls(unk=UnkModel.fit(vocab, len(train_ids)), repeat=RepeatModel.fit(train_ids),
                    originality=Originality.fit(train_lines), habits=Habits.fit(train_lines, vocab))
 

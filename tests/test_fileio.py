@@ -177,11 +177,11 @@ def make_writer(name, tmp_path, monkeypatch, tiny_ckpt, tiny_lines):
         out = tmp_path / "run"
         return out / "metrics.csv", lambda: tiny_trainer(tiny_lines, out, epochs=1).run()
     if name == "token cache":
-        from lyricgen.text.tokenizer import cache_key, tokenize_lines_cached
+        from lyricgen.text.tokenizer import cache_key, tokenize_cached
 
         monkeypatch.setenv("LYRICGEN_CACHE", str(tmp_path / "cache"))
         lines = tiny_lines[:5]
-        return cache_dir() / "tokens" / f"{cache_key(lines)}.json", lambda: tokenize_lines_cached(lines)
+        return cache_dir() / "tokens" / f"{cache_key(lines)}.table.json", lambda: tokenize_cached(lines)
     if name == "download":
         from lyricgen.text import download
 

@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import TINY_TRAIN
@@ -144,7 +145,7 @@ def test_unusable_cache_directory_falls_back_to_a_fresh_private_one(tmp_path, mo
     assert os.path.basename(fresh_jieba.dt.tmp_dir).startswith("lyricgen-jieba-")
     assert _mode(fresh_jieba.dt.tmp_dir) == 0o700
     # and the token cache is skipped, not an error
-    assert tokenizer.tokenize_lines_cached(["我们不分开"]) == [["我们", "不", "分开"]]
+    assert tokenizer.tokenize_cached(["我们不分开"]).to_lines() == [["我们", "不", "分开"]]
     assert blocker.read_text() == "not a directory"
 
 
@@ -169,22 +170,27 @@ def fresh_cache(tmp_path, monkeypatch):
 
 
 def _entry(lines):
-    return cache_dir() / "tokens" / f"{tokenizer.cache_key(lines)}.json"
+    """(ids file, table file) of a cache entry."""
+    key = tokenizer.cache_key(lines)
+    return cache_dir() / "tokens" / f"{key}.ids.npy", cache_dir() / "tokens" / f"{key}.table.json"
 
 
 def test_token_cache_round_trip(tiny_lines, fresh_cache, monkeypatch):
     expected = tokenize_lines(tiny_lines)
-    assert tokenizer.tokenize_lines_cached(tiny_lines) == expected
-    assert _entry(tiny_lines).is_file()
+    assert tokenizer.tokenize_cached(tiny_lines).to_lines() == expected
+    ids_file, table_file = _entry(tiny_lines)
+    assert ids_file.is_file() and table_file.is_file()
     assert _mode(fresh_cache / "tokens") == 0o700
 
     def no_jieba(lines):
         raise AssertionError("tokenised again despite a cache entry")
 
     monkeypatch.setattr(tokenizer, "tokenize_lines", no_jieba)
-    assert tokenizer.tokenize_lines_cached(tiny_lines) == expected
+    hit = tokenizer.tokenize_cached(tiny_lines)
+    assert hit.to_lines() == expected
+    assert isinstance(hit.ids, np.memmap) and hit.ids.dtype == np.int32  # read in place, not copied
     with pytest.raises(AssertionError):
-        tokenizer.tokenize_lines_cached(tiny_lines, use_cache=False)
+        tokenizer.tokenize_cached(tiny_lines, use_cache=False)
 
 
 def test_token_cache_key_follows_the_text_and_the_tokenizer(tiny_lines, monkeypatch):
@@ -200,19 +206,53 @@ def test_token_cache_key_follows_the_text_and_the_tokenizer(tiny_lines, monkeypa
     assert tokenizer.cache_key(tiny_lines) != key
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x00\xffnot json", b'{"a": 1}', b'[["too", "few"]]'])
-def test_bad_token_cache_entry_is_ignored_and_rewritten(tiny_lines, fresh_cache, garbage):
+@pytest.mark.parametrize("garbage", [b"", b"\x00\xffnot json", b'{"a": 1}', b'["too", "few"]'])
+@pytest.mark.parametrize("which", ["ids", "table"])
+def test_bad_token_cache_entry_is_ignored_and_rewritten(tiny_lines, fresh_cache, garbage, which):
     lines = tiny_lines[:5]
-    path = _entry(lines)
-    path.parent.mkdir(parents=True)
+    tokenizer.tokenize_cached(lines)
+    path = _entry(lines)[0 if which == "ids" else 1]
     path.write_bytes(garbage)
-    assert tokenizer.tokenize_lines_cached(lines) == tokenize_lines(lines)
-    assert tokenizer.tokenize_lines_cached(lines) == tokenize_lines(lines)
+    assert tokenizer.tokenize_cached(lines).to_lines() == tokenize_lines(lines)
     assert path.read_bytes() != garbage
+    assert tokenizer.tokenize_cached(lines).to_lines() == tokenize_lines(lines)
+
+
+def test_a_table_that_does_not_fit_the_ids_is_a_miss(tiny_lines, fresh_cache):
+    lines = tiny_lines[:5]
+    tokenizer.tokenize_cached(lines)
+    _entry(lines)[1].write_text('["只有一个"]', encoding="utf-8")  # the ids index far past it
+    assert tokenizer.tokenize_cached(lines).to_lines() == tokenize_lines(lines)
 
 
 def test_unwritable_token_cache_does_not_fail(tiny_lines, fresh_cache):
     fresh_cache.mkdir()
     (fresh_cache / "tokens").write_text("a file where the directory should be")
-    assert tokenizer.tokenize_lines_cached(tiny_lines[:3]) == tokenize_lines(tiny_lines[:3])
+    assert tokenizer.tokenize_cached(tiny_lines[:3]).to_lines() == tokenize_lines(tiny_lines[:3])
     assert (fresh_cache / "tokens").read_text() == "a file where the directory should be"
+
+
+# -- the compact token stream, and tokenising over processes ------------------------------------------
+def test_token_stream_holds_the_text_compactly(tiny_lines):
+    lines = tiny_lines + ["", "  "]  # blank lines are lines too
+    token_lines = tokenize_lines(lines)
+    stream = tokenizer.TokenStream.from_lines(token_lines)
+    assert stream.ids.dtype == np.int32 and len(stream.table) == len(set(stream.table))
+    assert stream.to_lines() == token_lines and stream.num_lines == len(lines)
+    from collections import Counter
+
+    counts = Counter(t for line in token_lines for t in line)
+    assert dict(zip(stream.table, stream.counts().tolist())) == counts
+    assert stream.chars == sum(len("".join(line)) + 1 for line in token_lines)
+
+
+def test_tokenising_over_processes_gives_the_same_stream(tiny_lines, monkeypatch):
+    lines = tiny_lines * 30  # 2,400 lines in 3 chunks of 1,000
+    monkeypatch.setattr(tokenizer, "PARALLEL_MIN_LINES", 1)
+    monkeypatch.setattr(tokenizer, "CHUNK_LINES", 1000)
+    done = []
+    parallel = tokenizer.tokenize(lines, workers=2, progress=done.append)
+    single = tokenizer.tokenize(lines, workers=1)
+    assert parallel.table == single.table and np.array_equal(parallel.ids, single.ids)
+    assert parallel.to_lines() == tokenize_lines(lines)
+    assert done == [1000, 2000, 2400]

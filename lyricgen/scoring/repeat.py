@@ -17,14 +17,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-MIN_MATCH = 2
+MIN_MATCH = 2  # a match starts on the last two tokens (the key below packs exactly two ids)
 MAX_MATCH = 24  # matches longer than this share one calibration bucket
+MAX_CALIBRATION = 1_000_000  # tokens: alpha is 25 shares, which a million tokens estimate well
 
 
 def predictions(ids: list[int]) -> list[tuple[int, int]]:
     """For each position t, (predicted id or -1, match length) from ids[:t] alone."""
-    out = []
-    last_seen: dict[tuple, int] = {}  # the last MIN_MATCH tokens -> where they last ended
+    return list(iter_predictions(ids))
+
+
+def iter_predictions(ids: list[int]):
+    """predictions(), one position at a time (calibrating on a long stream keeps no list of them)."""
+    last_seen: dict[int, int] = {}  # the last two tokens, packed in one int -> where they last ended
     ptr, length = -1, 0  # position in the history that the current match predicts from
     for t in range(len(ids)):
         if ptr >= 0 and ids[t - 1] == ids[ptr - 1] and ptr < t:
@@ -32,14 +37,13 @@ def predictions(ids: list[int]) -> list[tuple[int, int]]:
         else:
             ptr, length = -1, 0
         if t >= MIN_MATCH:
-            key = tuple(ids[t - MIN_MATCH:t])
+            key = ids[t - 2] << 32 | ids[t - 1]
             if ptr < 0 and key in last_seen:
                 ptr, length = last_seen[key], MIN_MATCH
             last_seen[key] = t
-        out.append((ids[ptr], length) if 0 <= ptr < t else (-1, 0))
+        yield (ids[ptr], length) if 0 <= ptr < t else (-1, 0)
         if ptr >= 0:
             ptr += 1
-    return out
 
 
 @dataclass
@@ -47,11 +51,14 @@ class RepeatModel:
     alpha: list[float] = field(default_factory=list)  # weight per match length 0..MAX_MATCH
 
     @classmethod
-    def fit(cls, ids: list[int]) -> "RepeatModel":
-        """alpha for each match length: the share of correct predictions on the training stream."""
+    def fit(cls, ids) -> "RepeatModel":
+        """alpha for each match length: the share of correct predictions on the training stream (its
+        first MAX_CALIBRATION tokens; a list or a 1-D tensor/array of ids)."""
+        ids = ids[:MAX_CALIBRATION]
+        ids = ids.tolist() if hasattr(ids, "tolist") else [int(i) for i in ids]
         hits = [0] * (MAX_MATCH + 1)
         total = [0] * (MAX_MATCH + 1)
-        for (pred, m), actual in zip(predictions(ids), ids):
+        for (pred, m), actual in zip(iter_predictions(ids), ids):
             if pred >= 0:
                 total[m] += 1
                 hits[m] += pred == actual

@@ -12,13 +12,10 @@ Nothing is written unless every file matches its published sha256 and the assemb
 its own; a failed or interrupted transfer leaves no file behind.
 """
 import hashlib
-import http.client
 import io
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +95,11 @@ def sha256(data: bytes) -> str:
 
 
 def fetch(url: str, timeout: float = 60.0) -> bytes:
+    # imported here: http.client and urllib.request (email, ssl) would double `lyricgen --help`'s time
+    import http.client
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             announced = response.headers.get("Content-Length")

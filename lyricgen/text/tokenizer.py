@@ -10,6 +10,9 @@ never pays for loading its dictionary. Its dictionary cache goes to a private di
 """
 import logging
 import re
+from dataclasses import astuple, dataclass
+
+import numpy as np
 
 from ..errors import LyricgenError
 from ..fileio import atomic_write, cache_dir, private_dir
@@ -81,8 +84,82 @@ def jieba_version() -> str:
         return "unknown"
 
 
-# Bump when normalisation or segmentation changes, so old cache entries are never reused.
-TOKENIZER_VERSION = "1"
+# Bump when normalisation, segmentation or the cache's layout change, so old entries are never reused.
+TOKENIZER_VERSION = "2"
+LINE_END = -1  # the line break in a TokenStream's ids
+PARALLEL_MIN_LINES = 20_000  # below this, starting worker processes costs more than it saves
+CHUNK_LINES = 2_000
+
+
+@dataclass
+class TokenStream:
+    """A tokenised text, compactly: its distinct tokens, and the whole text as int32 indices into
+    them, LINE_END closing every line. A corpus 100x the Jay Chou corpus is 4 million tokens: 16 MB
+    here (memory-mappable from the cache), where lists of token strings would take hundreds."""
+    table: list[str]  # distinct tokens, in order of first occurrence
+    ids: np.ndarray  # (N,) int32
+
+    @classmethod
+    def from_lines(cls, token_lines: list[list[str]]) -> "TokenStream":
+        index: dict[str, int] = {}
+        ids = [i for line in token_lines for i in ([index.setdefault(t, len(index)) for t in line] + [LINE_END])]
+        return cls(list(index), np.asarray(ids, dtype=np.int32))
+
+    def to_lines(self) -> list[list[str]]:
+        lines, line = [], []
+        for i in self.ids.tolist():
+            if i == LINE_END:
+                lines.append(line)
+                line = []
+            else:
+                line.append(self.table[i])
+        return lines
+
+    @property
+    def num_lines(self) -> int:
+        return int((self.ids == LINE_END).sum())
+
+    def counts(self) -> np.ndarray:
+        """Occurrences of each table entry."""
+        return np.bincount(self.ids[self.ids != LINE_END], minlength=len(self.table))
+
+    @property
+    def chars(self) -> int:
+        """Characters of the (normalised) text, each line break counted as one."""
+        lengths = np.fromiter((len(t) for t in self.table), dtype=np.int64, count=len(self.table))
+        return int((self.counts() * lengths).sum()) + self.num_lines
+
+
+def _tokenize_chunk(lines: list[str]) -> tuple[list[str], np.ndarray]:
+    return astuple(TokenStream.from_lines(tokenize_lines(lines)))
+
+
+def tokenize(lines: list[str], workers: int = 1, progress=None) -> TokenStream:
+    """tokenize_lines as a TokenStream; with workers > 1 (and a corpus large enough to gain), over
+    that many processes. progress(n) is called with the number of lines done so far."""
+    chunks = [lines[i:i + CHUNK_LINES] for i in range(0, len(lines), CHUNK_LINES)]
+    if workers > 1 and len(lines) >= PARALLEL_MIN_LINES:
+        import multiprocessing
+
+        _segmenter().initialize()  # the dictionary is loaded once, here; forked workers share it
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with multiprocessing.get_context(method).Pool(min(workers, len(chunks))) as pool:
+            return _merge(pool.imap(_tokenize_chunk, chunks), chunks, progress)
+    return _merge(map(_tokenize_chunk, chunks), chunks, progress)
+
+
+def _merge(results, chunks, progress) -> TokenStream:
+    """One stream from the chunks' own (table, ids), renumbered into one table, in order."""
+    index: dict[str, int] = {}
+    parts, done = [], 0
+    for (table, ids), chunk in zip(results, chunks):
+        remap = np.fromiter((index.setdefault(t, len(index)) for t in table), dtype=np.int32, count=len(table))
+        parts.append(np.where(ids == LINE_END, LINE_END, remap[np.maximum(ids, 0)]).astype(np.int32)
+                     if len(table) else ids)
+        done += len(chunk)
+        if progress:
+            progress(done)
+    return TokenStream(list(index), np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
 
 def cache_key(lines: list[str]) -> str:
@@ -96,30 +173,37 @@ def cache_key(lines: list[str]) -> str:
     return h.hexdigest()
 
 
-def tokenize_lines_cached(lines: list[str], use_cache: bool = True) -> list[list[str]]:
-    """tokenize_lines, remembered on disk by content: a second run on the same text skips jieba.
+def tokenize_cached(lines: list[str], use_cache: bool = True, workers: int = 1, progress=None) -> TokenStream:
+    """tokenize(), remembered on disk by content: a second run on the same text skips jieba.
 
-    A changed corpus or tokenizer gives another key, so a stale entry is never read. An unreadable
-    or corrupt entry is ignored and rewritten; failing to write the cache never fails the caller.
+    The entry is two files: KEY.ids.npy (int32, read memory-mapped) and KEY.table.json, written
+    last, so an entry is complete once its table exists. A changed corpus or tokenizer gives another
+    key, so a stale entry is never read; an unreadable or corrupt one is ignored and rewritten; failing
+    to write the cache never fails the caller.
     """
     import json
 
     if not use_cache:
-        return tokenize_lines(lines)
+        return tokenize(lines, workers, progress)
     try:
-        path = cache_dir() / "tokens" / f"{cache_key(lines)}.json"
+        folder = cache_dir() / "tokens"
     except (OSError, LyricgenError):  # no usable cache directory: tokenise without one
-        return tokenize_lines(lines)
+        return tokenize(lines, workers, progress)
+    key = cache_key(lines)
+    ids_path, table_path = folder / f"{key}.ids.npy", folder / f"{key}.table.json"
     try:
-        tokens = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(tokens, list) and len(tokens) == len(lines):
-            return tokens
-    except (OSError, ValueError):
+        table = json.loads(table_path.read_text(encoding="utf-8"))
+        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
+        if isinstance(table, list) and ids.dtype == np.int32 and ids.ndim == 1 and \
+                int((ids == LINE_END).sum()) == len(lines) and (ids.size == 0 or int(ids.max()) < len(table)):
+            return TokenStream(table, ids)
+    except (OSError, ValueError, EOFError):  # missing, truncated or foreign: tokenise again
         pass
-    tokens = tokenize_lines(lines)
+    stream = tokenize(lines, workers, progress)
     try:
-        private_dir(path.parent)
-        atomic_write(path, json.dumps(tokens, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), "token cache")
+        private_dir(folder)
+        atomic_write(ids_path, lambda f: np.save(f, stream.ids, allow_pickle=False), "token cache")
+        atomic_write(table_path, json.dumps(stream.table, ensure_ascii=False).encode("utf-8"), "token cache")
     except (OSError, LyricgenError):
         pass
-    return tokens
+    return stream

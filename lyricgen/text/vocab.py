@@ -8,6 +8,8 @@ give the same ids, and frequent tokens get small ids.
 """
 from collections import Counter
 
+import numpy as np
+
 from .tokenizer import LINE_BREAK, SPACE
 
 UNK = "<unk>"
@@ -34,9 +36,19 @@ class Vocab:
 
     @classmethod
     def build(cls, token_lines: list[list[str]], min_freq: int) -> "Vocab":
+        words = Counter(tok for line in token_lines for tok in line)
+        return cls.from_counts(words, len(token_lines), min_freq)
+
+    @classmethod
+    def build_stream(cls, stream, min_freq: int) -> "Vocab":
+        """build() from a TokenStream (tokenizer.py): the same vocabulary, from its counts."""
+        return cls.from_counts(dict(zip(stream.table, stream.counts().tolist())), stream.num_lines, min_freq)
+
+    @classmethod
+    def from_counts(cls, words: dict[str, int], line_breaks: int, min_freq: int) -> "Vocab":
+        """The vocabulary of a text with these word counts and this many lines."""
         if min_freq < 1:
             raise ValueError("min_freq must be at least 1")
-        words = Counter(tok for line in token_lines for tok in line)
         kept = {w for w, n in words.items() if n >= min_freq or len(w) == 1}
         units: Counter = Counter()
         for w, n in words.items():
@@ -51,7 +63,6 @@ class Vocab:
         for special in SPECIALS:
             units.pop(special, None)
         ordered = sorted(units.items(), key=lambda kv: (-kv[1], kv[0]))
-        line_breaks = len(token_lines)
         spaces = words.get(SPACE, 0)
         return cls(list(SPECIALS) + [t for t, _ in ordered], [0, line_breaks, spaces] + [n for _, n in ordered])
 
@@ -93,6 +104,28 @@ class Vocab:
             ids.append(self.line_break_id)
             unk_chars += unk
         return ids, unk_chars
+
+    def encode_stream(self, stream) -> tuple[np.ndarray, int]:
+        """encode_lines() of a TokenStream, vectorised: (ids (N,) int64, unk_chars).
+
+        Each distinct token is encoded once; the stream is then its tokens' encodings laid end to
+        end, a line break for each LINE_END, and an `<unk>` right after another `<unk>` dropped
+        (encode_lines merges a run of unseen characters into one, across tokens, within a line)."""
+        from .tokenizer import LINE_END
+
+        table = list(stream.table) + [None]  # the last entry stands for the line break
+        pieces = [self.encode([t])[0] if t is not None else [self.line_break_id] for t in table]
+        unk = np.array([sum(ch not in self.index for ch in t) if t is not None and t not in self.index else 0
+                        for t in table], dtype=np.int64)
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        flat = np.array([i for p in pieces for i in p], dtype=np.int64)
+        entry = np.where(stream.ids == LINE_END, len(table) - 1, stream.ids).astype(np.int64)
+        count = lengths[entry]
+        starts = np.cumsum(lengths) - lengths
+        offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        ids = flat[np.repeat(starts[entry], count) + offsets]
+        repeated_unk = (ids == self.unk_id) & (np.concatenate([[-1], ids[:-1]]) == self.unk_id)
+        return ids[~repeated_unk], int(unk[entry].sum())
 
     def decode(self, ids) -> str:
         return "".join(self.tokens[int(i)] for i in ids)

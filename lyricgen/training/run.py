@@ -29,13 +29,14 @@ from .trainer import Trainer
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.txt"
 DEFAULT_OUT = Path("checkpoints")
-RUN_FILES = ("best.pt", "last.pt", "metrics.csv")
+RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.png")  # --force deletes all of them
 CHANGEABLE_ON_RESUME = TrainConfig.option_names(EXTEND) + TrainConfig.option_names(PER_RUN)
 
 
-def open_run(run: RunConfig, options: dict) -> Trainer:
+def open_run(run: RunConfig, options: dict, progress=None) -> Trainer:
     """A Trainer ready to run: a new run from `options` (fields of ModelConfig, TokenizerConfig and
-    TrainConfig; the rest take their defaults), or the run of `run.resume`, extended by them."""
+    TrainConfig; the rest take their defaults), or the run of `run.resume`, extended by them.
+    progress(lines, total) follows the tokenisation of a corpus that is not in the cache."""
     device = resolve_device(run.device)
     if run.deterministic:
         make_deterministic(device)
@@ -43,9 +44,9 @@ def open_run(run: RunConfig, options: dict) -> Trainer:
     out = Path(run.out) if run.out else (Path(run.resume).parent if run.resume else DEFAULT_OUT)
     check_out(out, run)
     if resumed is None:
-        trainer = _start(run, options, out, device)
+        trainer = _start(run, options, out, device, progress)
     else:
-        trainer = _resume(resumed, run, options, out, device)
+        trainer = _resume(resumed, run, options, out, device, progress)
     if run.force:  # starting over: the old run's files must not mix with the new one's
         for name in RUN_FILES:
             if run.resume is None or (out / name).resolve() != Path(run.resume).resolve():
@@ -68,16 +69,16 @@ def check_out(out: Path, run: RunConfig) -> None:
                             "resume from it, or pass --force")
 
 
-def _start(run: RunConfig, options: dict, out: Path, device) -> Trainer:
+def _start(run: RunConfig, options: dict, out: Path, device, progress=None) -> Trainer:
     if run.corpus is None and not SAMPLE_CORPUS.exists():
         raise LyricgenError("the bundled sample corpus ships in the repository's data/ folder, which this "
                             "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
     lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8")
-    return start_run(lines, options, out, device, corpus, use_cache=run.cache)
+    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress)
 
 
 def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo | None = None,
-              use_cache: bool = True) -> Trainer:
+              use_cache: bool = True, workers: int = 1, progress=None) -> Trainer:
     """A new run on lyric lines: split, tokenise, build the vocabulary, fit the side models, seed,
     build the model. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig."""
     config = TrainConfig(**pick(options, TrainConfig))
@@ -85,14 +86,15 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
     if config.epochs == 0:
         raise LyricgenError("--epochs must be at least 1 for a new run")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
-    data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache)
-    side = SideModels.fit(train_lines, data.train.stream.tolist(), data.vocab)
+    data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache, workers=workers,
+                   progress=progress and (lambda n: progress(n, len(train_lines))))
+    side = SideModels.fit(train_lines, data.train.stream, data.vocab)
     torch.manual_seed(config.seed)
     model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
     return Trainer(model, data, config, tokenizer, side, out, torch.device(device), corpus)
 
 
-def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device) -> Trainer:
+def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device, progress=None) -> Trainer:
     fixed = sorted(set(options) - set(CHANGEABLE_ON_RESUME))
     if fixed:
         raise LyricgenError(f"{flag(fixed[0])} is fixed by the checkpoint and cannot change on resume")
@@ -112,7 +114,8 @@ def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device) 
     config = TrainConfig.from_dict(ckpt.training.config.to_dict(), **{**per_run, **options})
     train_lines, val_lines = split_lines(lines, config.val_fraction)
     data = prepare(train_lines, val_lines, ckpt.tokenizer.min_freq, config.seq_len, vocab=ckpt.vocab,
-                   use_cache=run.cache)
+                   use_cache=run.cache, workers=run.tokenize_workers(),
+                   progress=progress and (lambda n: progress(n, len(train_lines))))
     trainer = Trainer(ckpt.build_model(), data, config, ckpt.tokenizer, ckpt.side, out, device, corpus)
     trainer.restore(ckpt.training)
     st = trainer.state

@@ -49,7 +49,7 @@ def train_step(model, optimizer, x, y, clip: float, dtype=None, step: int = 0) -
     model.train()
     with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         logits, _ = model(x)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long(), ignore_index=IGNORE)
     value = loss.item()
     if not math.isfinite(value):
         raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
