@@ -32,6 +32,7 @@ COPY_SPAN = 8  # a line sharing this many characters with a training line is a c
 SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
 WIDEN = 4  # the search widens to this many times the candidates before giving anything up
 MAX_CANDIDATES = 512
+FALLBACK_TOP_P = 0.95  # greedy's sampled fallback for a rhyme the beam cannot reach
 
 
 @dataclass
@@ -163,9 +164,14 @@ class SongWriter:
             if r in tried:
                 continue
             tried.append(r)
-            for width in (k, wide) if r is req else (wide,):
+            searches = [(sampling, generator, width) for width in ((k, wide) if r is req else (wide,))]
+            if sampling.greedy and r.rhyme >= 0:
+                # a beam keeps the likeliest prefixes and may prune every one that can end on the rhyme;
+                # rows sampled from a generator seeded by the text so far still find it, deterministically
+                searches.append(self._fallback(sampling, history, wide))
+            for how, gen, width in searches:
                 found = [(head + self.vocab.decode(line.ids), line)
-                         for line in self.search.search(logp, state, r, width, sampling, generator, ctx, should_stop)]
+                         for line in self.search.search(logp, state, r, width, how, gen, ctx, should_stop)]
                 for text, line in found:
                     if self._acceptable(text, earlier, True, structure.no_copy):
                         return line.ids, text, line.logp
@@ -173,6 +179,14 @@ class SongWriter:
                 if self._acceptable(text, earlier, False, structure.no_copy):
                     return line.ids, text, line.logp
         return None
+
+    @staticmethod
+    def _fallback(sampling, history: list[int], width: int):
+        """(sampling, generator, width) of greedy's fallback search: the model's own distribution
+        (temperature 1, nucleus 0.95), seeded by the tokens written so far."""
+        how = replace(sampling, temperature=1.0, top_k=0, top_p=FALLBACK_TOP_P,
+                      seed=zlib.crc32(str(history).encode("ascii")))
+        return how, make_generator(how), width
 
     def _acceptable(self, text: str, earlier: list[str], strict: bool, no_copy: bool) -> bool:
         line = normalize_line(text)

@@ -1,0 +1,173 @@
+"""writing/song.py, form.py, lines.py, habits.py and report.py: songs written line by line to a plan -
+rhyme schemes, line bounds, form with a repeated chorus, acrostic, first line - and the report's
+figures. The tiny trained run writes nonsense, but the plan's constraints hold whatever it writes."""
+import json
+
+import pytest
+
+from conftest import one_error_line
+from lyricgen.text.rhyme import NAMES, rhyme_id
+from lyricgen.writing.habits import Habits, count_chars
+from lyricgen.writing.loops import repeats_a_line
+from lyricgen.writing.lyricist import Lyricist
+from lyricgen.writing.originality import Originality
+from lyricgen.writing.report import js_divergence, reference_songs, scheme_rate, sections, song_figures
+
+SAMPLED = {"temperature": 1.0, "top_p": 0.95, "seed": 3}
+MODES = pytest.mark.parametrize("mode", [{}, SAMPLED], ids=["greedy", "sampled"])
+
+
+@pytest.fixture(scope="module")
+def writer(tiny_run):
+    return Lyricist.load(tiny_run / "best.pt")
+
+
+def lines_of(candidate) -> list[str]:
+    return candidate.text.split("\n")
+
+
+def test_the_checkpoint_carries_the_corpus_habits(writer, tiny_lines):
+    h = writer.habits
+    assert h.source == "corpus" and len(h.token_classes) == len(writer.vocab)
+    assert abs(sum(h.line_chars) - 1) < 1e-9 and abs(sum(h.rhyme_classes) - 1) < 1e-9
+    assert 0 <= h.rhyme_adjacent <= 1 and 3 <= h.char_bounds()[0] <= h.char_bounds()[1]
+    for i in (writer.vocab.index["月光"], writer.vocab.index["分开"]):  # the table is rhyme.py's
+        assert h.token_classes[i] == rhyme_id(writer.vocab.tokens[i])
+
+
+@MODES
+@pytest.mark.parametrize("scheme", ["AABB", "ABAB", "AAAA"])
+def test_each_scheme_rhymes_every_pair_it_asks_for(writer, scheme, mode):
+    songs = [lines_of(writer.generate(word, lines=6, rhyme=scheme, **mode)[0]) for word in ("月光", "春天")]
+    assert all(len(song) == 6 for song in songs)
+    assert scheme_rate(songs, scheme) == 1.0, songs
+
+
+@MODES
+def test_rhyme_class_sets_the_first_rhyme(writer, mode):
+    lines = lines_of(writer.generate("月光", lines=4, rhyme="AABB", rhyme_class="江阳", **mode)[0])
+    assert [rhyme_id(x) for x in lines[:2]] == [NAMES.index("江阳")] * 2, lines
+    lines = lines_of(writer.generate("月光", lines=2, rhyme="AABB", rhyme_class="ai", **mode)[0])  # by a final
+    assert [rhyme_id(x) for x in lines] == [NAMES.index("怀来")] * 2, lines
+
+
+@MODES
+def test_line_chars_bound_every_line(writer, mode):
+    for bounds, (low, high) in (("5-7", (5, 7)), ("6", (6, 6))):
+        lines = lines_of(writer.generate("月光", lines=6, line_chars=bounds, **mode)[0])
+        assert len(lines) == 6 and all(low <= count_chars(x) <= high for x in lines), lines
+
+
+@MODES
+def test_default_lines_stay_inside_the_corpus_bounds_and_never_loop(writer, mode):
+    low, high = writer.habits.char_bounds()
+    for word in ("月光", "雨伞", "分开"):
+        c = writer.generate(word, lines=8, **mode)[0]
+        lines = lines_of(c)
+        assert len(lines) == 8 and all(low <= count_chars(x) <= high for x in lines), lines
+        assert not repeats_a_line(c.text) and all(a != b for a, b in zip(lines, lines[1:]))
+    assert writer.generate("月光", lines=8)[0] == writer.generate("月光", lines=8)[0]  # greedy: deterministic
+
+
+def test_plain_writes_token_by_token_as_before(writer):
+    songs = writer.generate("月光", lines=3, max_tokens=40)[0].text
+    plain = writer.generate("月光", lines=3, max_tokens=40, plain=True)[0].text
+    assert plain != songs and plain.startswith("月光")
+
+
+@MODES
+def test_form_separates_sections_and_repeats_the_chorus(writer, mode):
+    c = writer.generate("春天", form="verse:3 chorus:2 verse:3 chorus:2", rhyme="AABB", **mode)[0]
+    blocks = sections(lines_of(c))
+    assert [len(b) for b in blocks] == [3, 2, 3, 2] and c.text.count("\n\n") == 3
+    assert blocks[1] == blocks[3] and blocks[0] != blocks[2]  # the chorus is written once, sung twice
+    assert not repeats_a_line(c.text)
+    c = writer.generate("春天", form="verse:2 chorus")[0]  # the chorus takes the corpus's section length
+    assert [len(b) for b in sections(lines_of(c))] == [2, writer.habits.lines_per_section]
+
+
+@MODES
+def test_acrostic_starts_line_i_with_character_i(writer, mode):
+    lines = lines_of(writer.generate("春天", acrostic="春夏秋冬", **mode)[0])
+    assert [x[0] for x in lines] == list("春夏秋冬"), lines
+
+
+@MODES
+def test_first_line_is_the_users(writer, mode):
+    c = writer.generate("", first_line="月光照在河面", lines=4, rhyme="AABB", **mode)[0]
+    lines = lines_of(c)
+    assert lines[0] == "月光照在河面" and len(lines) == 4
+    assert rhyme_id(lines[1]) == rhyme_id("月光照在河面")  # the user's line starts the first rhyme group
+
+
+# -- the report ------------------------------------------------------------------------------------
+def test_report_figures_of_a_hand_made_example():
+    habits = Habits(line_chars=[0, 0, 0, 0, 0.5, 0.5] + [0] * 59)  # half the corpus's lines have 4 characters, half 5
+    corpus = ["月光照在河面", "我们说好不要分开"]
+    songs = [["天空很蓝", "小鸟在唱", "", "天空很蓝"],  # 蓝/唱 do not rhyme; the blank line ends the section
+             ["月光照在河面", "风吹", "风吹", "风吹"],  # a copied line, a fragment, a loop
+             ["我们说好不要走", "春天的花开"]]  # 8 characters shared with a corpus line
+    f = song_figures(songs, habits, Originality.fit(corpus))
+    assert f["songs"] == 3 and f["lines"] == 9
+    assert f["rhyme_rate"] == pytest.approx(2 / 5)  # pairs: 蓝唱, 面吹, 吹吹, 吹吹, 走开; 吹吹 rhyme twice
+    assert f["mean_chars"] == pytest.approx((4 + 4 + 4 + 6 + 2 * 3 + 7 + 5) / 9)
+    assert f["fragments"] == pytest.approx(3 / 9) and f["loop_songs"] == 1
+    assert f["copied_lines"] == pytest.approx(1 / 9) and f["longest_copy"] == 6
+    assert f["span8_lines"] == 0  # 我们说好不要 is 6 characters
+    assert f["distinct_2"] == pytest.approx((6 / 9 + 6 / 8 + 10 / 10) / 3)
+    assert f["js_distance_raw"] ** 2 == pytest.approx(js_divergence(
+        [0, 0, 3 / 9, 0, 3 / 9, 1 / 9, 1 / 9, 1 / 9], habits.line_chars))
+    assert 0 <= f["js_distance"] <= f["js_distance_raw"]
+    assert scheme_rate([["天空很蓝", "小鸟在叫", "花儿在唱", "风吹在望"]], "AABB") == pytest.approx(1 / 2)
+    assert scheme_rate(songs, "auto") is None
+    assert js_divergence([0.5, 0.5], [0.5, 0.5]) == 0 and js_divergence([1, 0], [0, 1]) == pytest.approx(1)
+    assert reference_songs(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_report_command(cli, tiny_run, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("月光\n分开\n春天\n", encoding="utf-8")
+    rc, out, err = cli("report", "--checkpoint", tiny_run / "best.pt", "--words", words, "--songs", "2",
+                       "--lines", "4", "--reference", tmp_path / "missing.txt")
+    assert rc != 0 and "missing.txt" in one_error_line(err)
+    reference = tmp_path / "held.txt"
+    reference.write_text("月光照在河面\n我们说好不要分开\n晚风吹过小桥\n你的笑声落在我心上\n", encoding="utf-8")
+    rc, out, err = cli("report", "--checkpoint", tiny_run / "best.pt", "--words", words, "--songs", "2",
+                       "--lines", "4", "--reference", reference, "--json", "--rhyme", "AABB")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["words"] == ["月光", "分开"] and set(report) >= {"greedy", "sampled", "reference", "corpus"}
+    for mode in ("greedy", "sampled"):
+        assert report[mode]["songs"] == 2 and report[mode]["lines"] == 8
+        assert report[mode]["scheme_rate"] == 1.0 and report[mode]["loop_songs"] == 0
+    assert report["reference"]["lines"] == 4
+    rc, out, err = cli("report", "--checkpoint", tiny_run / "best.pt", "--words", words, "--songs", "1",
+                       "--lines", "2", "--mode", "greedy")
+    assert rc == 0 and "adjacent lines that rhyme" in out and "sampled" not in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--rhyme", "ABBA"], ["--rhyme", "ABBA"]),
+    (["--rhyme-class", "qq"], ["rhyme", "qq"]),
+    (["--line-chars", "9-3"], ["line_chars", "9-3"]),
+    (["--line-chars", "x"], ["line_chars"]),
+    (["--form", "verse:x"], ["form", "verse:x"]),
+    (["--form", "solo:4"], ["form", "solo"]),
+    (["--form", "verse:2 chorus:2 chorus:3"], ["chorus"]),
+    (["--form", "verse:2", "--lines", "3"], ["lines", "form"]),
+    (["--acrostic", "月龘"], ["acrostic", "龘"]),
+    (["--acrostic", "春夏"], ["acrostic", "start word"]),
+    (["--first-line", "春天来了"], ["first_line", "start word"]),
+    (["--line-candidates", "0"], ["--line-candidates"]),
+])
+def test_bad_song_options_are_one_line_errors(cli, tiny_run, args, words):
+    rc, out, err = cli("generate", "月光", "--checkpoint", tiny_run / "best.pt", *args)
+    assert rc != 0 and not out
+    line = one_error_line(err)
+    for word in words:
+        assert word in line, line
+
+
+def test_report_refuses_bad_counts(cli, tiny_run):
+    rc, _, err = cli("report", "--checkpoint", tiny_run / "best.pt", "--songs", "0")
+    assert rc != 0 and "--songs" in one_error_line(err)
