@@ -45,6 +45,48 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("lyricgen:")]
 
 
+def test_world_size_and_rank_rngs_round_trip_and_old_files_read_as_one(tiny_ckpt, tmp_path):
+    from dataclasses import replace
+
+    from lyricgen.checkpoint import from_dict, read_raw, save_checkpoint, to_dict
+
+    assert tiny_ckpt.training.world_size == 1 and tiny_ckpt.training.rank_rngs is None
+    assert "world_size" not in to_dict(tiny_ckpt)["training"]  # one-process files are as they always were
+    rngs = [tiny_ckpt.training.rng, {"torch": torch.Generator().manual_seed(1).get_state()}]
+    two = replace(tiny_ckpt, training=replace(tiny_ckpt.training, world_size=2, rank_rngs=rngs))
+    save_checkpoint(two, tmp_path / "two.pt")
+    back = load_checkpoint(tmp_path / "two.pt")  # through torch.load(weights_only=True)
+    assert back.training.world_size == 2
+    same_tensors(back.training.rank_rngs, rngs, "rank_rngs")
+    raw = read_raw(tmp_path / "two.pt")
+    del raw["training"]["rank_rngs"]
+    with pytest.raises(Exception, match="world size 2 without an RNG state for each rank"):
+        from_dict(raw)
+
+
+def test_shard_step_of_one_rank_is_the_plain_step():
+    """A world of one through shard_step: the same step as train_step, up to summation order."""
+    from lyricgen.config import ModelConfig, TrainConfig
+    from lyricgen.model import LyricsRNN
+    from lyricgen.training.data import WindowDataset
+    from lyricgen.training.distributed import SINGLE
+    from lyricgen.training.trainer import make_optimizer, shard_step, train_step
+
+    data = WindowDataset(torch.arange(70) % 13, seq_len=8)  # 9 windows, the last one padded
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(LyricsRNN(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=16, dropout=0.0,
+                                            embed_dropout=0.0)))
+    opts = [make_optimizer(m, TrainConfig()) for m in models]
+    window = torch.tensor([8, 3, 5])
+    a = shard_step(models[0], opts[0], data, window, SINGLE, clip=1.0)
+    b = train_step(models[1], opts[1], *data.get_batch(window), clip=1.0)
+    assert a[1] == b[1] == 2 * 8 + 5 and a[0] == pytest.approx(b[0], rel=1e-6)
+    for (name, x), y in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        assert torch.allclose(x, y, atol=1e-6), name
+
+
 def test_two_ranks_at_batch_b_take_the_steps_of_one_process_at_2b(tmp_path):
     options = {**TINY_OPTIONS, "epochs": 1, "seed": 0, "lr": 1e-2, "dropout": 0.0, "embed_dropout": 0.0}
     out = tmp_path / "ddp"
