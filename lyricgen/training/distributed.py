@@ -7,11 +7,11 @@ torchrun starts the processes and gives each RANK, WORLD_SIZE and LOCAL_RANK; `f
 into a process group (gloo on the CPU, NCCL on CUDA). Without those variables, or in a world of one,
 it returns SINGLE, whose collectives do nothing, so a plain `lyricgen train` runs exactly as before.
 
-The Trainer asks a World four things: agree on a number (every stop is an all_reduce MAX, so all
+The Trainer asks a World to agree on a number (every stop is an all_reduce MAX, so all
 ranks stop at the same step), take rank 0's object (the validation result, so the schedule and early
 stopping decide alike), gather every rank's object on rank 0 (RNG states for the checkpoint), and let
-rank 0 go first (it fills the token cache, the others then read it). How a step is shared between
-the ranks is trainer.shard_step.
+each node's first rank go first (it fills the node's token cache, the others then read it). How a
+step is shared between the ranks is trainer.shard_step.
 """
 import os
 from contextlib import contextmanager
@@ -104,11 +104,12 @@ class ProcessGroup(World):
 
     @contextmanager
     def main_first(self):
-        """Rank 0 runs the block first (it writes the token cache), then the others (they read it)."""
-        if not self.is_main:
+        """Each node's local rank 0 runs the block first (it fills that node's token cache), then the
+        node's other ranks (they read it)."""
+        if self.local_rank != 0:
             torch.distributed.barrier()
         yield
-        if self.is_main:
+        if self.local_rank == 0:
             torch.distributed.barrier()
 
     def close(self) -> None:

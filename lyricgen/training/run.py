@@ -89,7 +89,7 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
     if config.epochs == 0:
         raise LyricgenError("--epochs must be at least 1 for a new run")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
-    with world.main_first() if use_cache else nullcontext():  # rank 0 fills the token cache, the others read it
+    with world.main_first() if use_cache else nullcontext():  # one rank per node fills the token cache
         data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache,
                        workers=workers, progress=progress and (lambda n: progress(n, len(train_lines))))
     side = SideModels.fit(train_lines, data.train.stream, data.vocab)
