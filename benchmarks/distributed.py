@@ -3,9 +3,10 @@
 present, 全宋词 (data/songci.txt or ../shared/data/songci.txt; `lyricgen download songci`).
 
 The machine's cores are shared out: each of two processes gets half as torch threads; one process
-runs twice, with them all and with one thread (on a busy machine extra threads can stall). Both runs train for the same time budget without validation (--val-fraction 0), so the figure
-is training alone; the token cache is filled once before, so tokenising is not in it. Two figures per
-run: the trainer's own tokens/s (metrics.csv: target tokens over the time spent in optimizer steps,
+runs twice, with them all and with one thread (on a busy machine extra threads can stall). Every run
+trains for the same time budget without validation (--val-fraction 0), so the figure is training
+alone; the token cache is filled once before, so tokenising is not in it. Two figures per run: the
+trainer's own tokens/s (metrics.csv: target tokens over the time spent in optimizer steps,
 collectives included) and the wall rate (tokens of all steps over the run's elapsed time, which adds
 the per-step agreement on stopping).
 
@@ -95,7 +96,8 @@ def main(argv=None) -> int:
     from .common import format_table
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
-    p.add_argument("corpus", nargs="*", type=Path, help="corpora (default: the sample corpus, and 全宋词 if present)")
+    p.add_argument("corpus", nargs="*", type=Path,
+                   help="corpora (default: the sample corpus, and 全宋词 if present)")
     p.add_argument("--seconds", type=float, default=30, help="training budget per run (default: %(default)s)")
     args = p.parse_args(argv)
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
