@@ -20,6 +20,8 @@ One module per section; each returns its figures, with their targets where the p
     serving      `lyricgen serve` under 1, 4 and 16 concurrent clients on 127.0.0.1: requests/s,
                  p50/p95 latency, refusals (503), no other 5xx, memory over 1,000 requests, and a
                  screenshot of the page (serving-page.png beside the JSON)
+    distributed  training tokens/s of one process against two gloo processes under torchrun, on the
+                 bundled sample corpus and, when present, 全宋词
 
 Figures come from the library and from the command line's --json and metrics.csv, never from its
 human-readable output. They are printed as a table and written as JSON (default

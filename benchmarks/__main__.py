@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import generation, memory, quality, serving, songs, throughput, tokenizing
+from . import distributed, generation, memory, quality, serving, songs, throughput, tokenizing
 from .common import ROOT, Context, default_corpus, format_table
 
 SECTIONS = {"quality": quality, "throughput": throughput, "tokenizing": tokenizing, "generation": generation,
-            "memory": memory, "serving": serving, "songs": songs}
+            "memory": memory, "serving": serving, "distributed": distributed, "songs": songs}
 DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
 
 

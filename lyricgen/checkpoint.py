@@ -9,7 +9,9 @@ is refused by that loader. Saving is atomic (fileio.atomic_write).
     model_config, tokenizer, vocab, model     the network: its shape, tokenizer settings, ids, weights
     side_models                               unk, repeat and originality (side_models.py)
     corpus                                    path, sha256, lines, encoding (resume checks it)
-    training                                  config, state, optimizer, rng: only what resume needs
+    training                                  config, state, optimizer, rng: only what resume needs;
+                                              and, from torchrun runs only, world_size (processes;
+                                              absent: 1) and rank_rngs (every rank's RNG state)
 
 Format 1 (lyricgen 0.1) kept the side models and the training state at the top level, with a
 ReduceLROnPlateau scheduler; `from_dict` converts it, so those files keep loading and resuming.
@@ -39,7 +41,9 @@ class TrainingState:
     config: TrainConfig
     state: RunState
     optimizer: dict  # torch.optim.Optimizer.state_dict()
-    rng: dict  # torch (and CUDA) RNG states
+    rng: dict  # torch (and CUDA) RNG states (rank 0's in a data-parallel run)
+    world_size: int = 1  # processes that trained the run; resume needs as many (the data order depends on it)
+    rank_rngs: list | None = None  # with world_size > 1: every rank's RNG state, index = rank
 
 
 @dataclass
@@ -94,6 +98,8 @@ def to_dict(ckpt: Checkpoint) -> dict:
         t = ckpt.training
         d["training"] = {"config": t.config.to_dict(), "state": t.state.to_dict(), "optimizer": t.optimizer,
                          "rng": t.rng}
+        if t.world_size > 1:  # a one-process file stays as it always was
+            d["training"].update(world_size=t.world_size, rank_rngs=list(t.rank_rngs))
     return d
 
 
@@ -178,7 +184,13 @@ def from_dict(d, path="checkpoint") -> Checkpoint:
 
 
 def _training(t: dict) -> TrainingState:
-    return TrainingState(TrainConfig.from_dict(t["config"]), RunState.from_dict(t["state"]), t["optimizer"], t["rng"])
+    world_size = t.get("world_size", 1)
+    rank_rngs = t.get("rank_rngs")
+    if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1 or \
+            (world_size > 1 and (not isinstance(rank_rngs, list) or len(rank_rngs) != world_size)):
+        raise ValueError(f"training world size {world_size!r} without an RNG state for each rank")
+    return TrainingState(TrainConfig.from_dict(t["config"]), RunState.from_dict(t["state"]), t["optimizer"], t["rng"],
+                         world_size, rank_rngs)
 
 
 def _check_header(d, path) -> None:

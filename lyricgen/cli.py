@@ -3,7 +3,9 @@
 It declares the few options that are about the command line itself, derives every other flag from
 the typed configs (config.py), calls the library, and prints. Every LyricgenError becomes one
 `lyricgen: error: ...` line on stderr and a non-zero exit. The parser imports no torch, so --help is
-fast; each command imports what it needs when it runs.
+fast; each command imports what it needs when it runs. Under torchrun (`torchrun ... -m lyricgen
+train`), rank 0 alone prints: every rank checks the same input and meets the same error, and torchrun
+stops the others when one fails.
 """
 import argparse
 import json
@@ -44,22 +46,42 @@ def add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
+    import torch
+
+    from .runtime import resolve_device
+    from .training.distributed import from_env
+
+    run = RunConfig(**given(args, RunConfig))
+    world = from_env(resolve_device(run.device))  # SINGLE unless started by torchrun
+    try:
+        return train(args, run, world)
+    except torch.distributed.DistError as e:  # another rank stopped (its own message says why)
+        raise LyricgenError(f"rank {world.rank} lost contact with the other ranks: "
+                            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}") from None
+    finally:
+        world.close()
+
+
+def train(args, run: RunConfig, world) -> int:
     from .model import count_parameters
     from .training.run import open_run, stop_on_signals
 
-    run = RunConfig(**given(args, RunConfig))
-    with TokenizingBar(args.quiet) as on_tokenized:
-        trainer = open_run(run, given(args, TrainConfig, ModelConfig, TokenizerConfig), on_tokenized)
-    report = (lambda *a: None) if args.quiet else say
+    quiet = args.quiet or not world.is_main
+    with TokenizingBar(quiet) as on_tokenized:
+        trainer = open_run(run, given(args, TrainConfig, ModelConfig, TokenizerConfig), on_tokenized, world)
+    report = (lambda *a: None) if quiet else say
     data, model, config = trainer.data, trainer.model, trainer.config
     report(f"corpus {trainer.corpus.path}: {trainer.corpus.lines} lines; training windows {len(data.train)} x "
            f"{config.seq_len} tokens; validation {len(data.val.ids)} tokens ({data.val_seen_share:.1%} of "
            "validation lines also occur in training)")
     report(f"vocabulary {len(data.vocab)} entries (min_freq {trainer.tokenizer.min_freq}); model "
-           f"{model.config.cell} {count_parameters(model):,} parameters on {trainer.device}")
-    with TrainingBar(trainer, args.quiet) as (on_step, on_epoch), stop_on_signals(trainer):
+           f"{model.config.cell} {count_parameters(model):,} parameters on {trainer.device}"
+           + (f", {world.world_size} processes of {config.batch_size} windows per step" if world.distributed else ""))
+    with TrainingBar(trainer, quiet) as (on_step, on_epoch), stop_on_signals(trainer):
         reason = trainer.run(on_step=on_step, on_epoch=on_epoch)
     st, out = trainer.state, trainer.out_dir
+    if not world.is_main:
+        return 128 + trainer.stop_signal if reason == "signal" else 0
     if reason == "signal":
         import signal
 
@@ -379,15 +401,24 @@ def build_parser() -> Parser:
     return parser
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or no job at all: the process that prints errors."""
+    import os
+
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except LyricgenError as e:
-        print(f"lyricgen: error: {e}", file=sys.stderr)
+        if is_main_process():
+            print(f"lyricgen: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("lyricgen: interrupted", file=sys.stderr)
+        if is_main_process():
+            print("lyricgen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

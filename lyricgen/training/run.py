@@ -8,10 +8,12 @@ library the command line and Python programs both call.
 The rules: a directory that already holds a run is continued with `resume` or replaced with
 `force`, never mixed; resume takes the architecture, vocabulary, settings and corpus from the
 checkpoint (only the options marked `extend` or `per_run` in config.py may be given) and refuses a
-corpus whose content changed; a new run needs at least one epoch.
+corpus whose content changed; a new run needs at least one epoch. A run trained by N torchrun
+processes resumes with N (`world`, distributed.py); every rank checks the same input before the ranks
+first wait for each other, so a refusal never leaves a rank waiting.
 """
 import signal
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -25,6 +27,7 @@ from ..runtime import make_deterministic, resolve_device
 from ..side_models import SideModels
 from ..text.corpus import CorpusInfo, load_corpus, split_lines
 from .data import prepare
+from .distributed import SINGLE, World
 from .trainer import Trainer
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.txt"
@@ -33,21 +36,21 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.png")  # --force dele
 CHANGEABLE_ON_RESUME = TrainConfig.option_names(EXTEND) + TrainConfig.option_names(PER_RUN)
 
 
-def open_run(run: RunConfig, options: dict, progress=None) -> Trainer:
+def open_run(run: RunConfig, options: dict, progress=None, world: World = SINGLE) -> Trainer:
     """A Trainer ready to run: a new run from `options` (fields of ModelConfig, TokenizerConfig and
     TrainConfig; the rest take their defaults), or the run of `run.resume`, extended by them.
     progress(lines, total) follows the tokenisation of a corpus that is not in the cache."""
-    device = resolve_device(run.device)
+    device = world.local_device(resolve_device(run.device))
     if run.deterministic:
         make_deterministic(device)
     resumed = load_checkpoint(run.resume) if run.resume else None
     out = Path(run.out) if run.out else (Path(run.resume).parent if run.resume else DEFAULT_OUT)
     check_out(out, run)
     if resumed is None:
-        trainer = _start(run, options, out, device, progress)
+        trainer = _start(run, options, out, device, progress, world)
     else:
-        trainer = _resume(resumed, run, options, out, device, progress)
-    if run.force:  # starting over: the old run's files must not mix with the new one's
+        trainer = _resume(resumed, run, options, out, device, progress, world)
+    if run.force and world.is_main:  # starting over: the old run's files must not mix with the new one's
         for name in RUN_FILES:
             if run.resume is None or (out / name).resolve() != Path(run.resume).resolve():
                 (out / name).unlink(missing_ok=True)
@@ -69,16 +72,16 @@ def check_out(out: Path, run: RunConfig) -> None:
                             "resume from it, or pass --force")
 
 
-def _start(run: RunConfig, options: dict, out: Path, device, progress=None) -> Trainer:
+def _start(run: RunConfig, options: dict, out: Path, device, progress=None, world: World = SINGLE) -> Trainer:
     if run.corpus is None and not SAMPLE_CORPUS.exists():
         raise LyricgenError("the bundled sample corpus ships in the repository's data/ folder, which this "
                             "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
     lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8")
-    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress)
+    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress, world)
 
 
 def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo | None = None,
-              use_cache: bool = True, workers: int = 1, progress=None) -> Trainer:
+              use_cache: bool = True, workers: int = 1, progress=None, world: World = SINGLE) -> Trainer:
     """A new run on lyric lines: split, tokenise, build the vocabulary, fit the side models, seed,
     build the model. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig."""
     config = TrainConfig(**pick(options, TrainConfig))
@@ -86,20 +89,28 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
     if config.epochs == 0:
         raise LyricgenError("--epochs must be at least 1 for a new run")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
-    data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache, workers=workers,
-                   progress=progress and (lambda n: progress(n, len(train_lines))))
+    with world.main_first() if use_cache else nullcontext():  # one rank per node fills the token cache
+        data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache,
+                       workers=workers, progress=progress and (lambda n: progress(n, len(train_lines))))
     side = SideModels.fit(train_lines, data.train.stream, data.vocab)
     torch.manual_seed(config.seed)
     model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
-    return Trainer(model, data, config, tokenizer, side, out, torch.device(device), corpus)
+    if world.rank:  # the same initial weights on every rank, then other dropout masks (each state is saved)
+        torch.manual_seed(config.seed + world.rank)
+    return Trainer(model, data, config, tokenizer, side, out, torch.device(device), corpus, world)
 
 
-def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device, progress=None) -> Trainer:
+def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device, progress=None,
+            world: World = SINGLE) -> Trainer:
     fixed = sorted(set(options) - set(CHANGEABLE_ON_RESUME))
     if fixed:
         raise LyricgenError(f"{flag(fixed[0])} is fixed by the checkpoint and cannot change on resume")
     if ckpt.training is None:
         raise LyricgenError("the checkpoint holds no training state: it can generate and evaluate, but not resume")
+    if ckpt.training.world_size != world.world_size:
+        raise LyricgenError(f"{run.resume} was trained by {ckpt.training.world_size} process(es) and this run has "
+                            f"{world.world_size}: resume with the same world size (torchrun --nproc-per-node "
+                            f"{ckpt.training.world_size}, or plain lyricgen for 1), as the data order depends on it")
     recorded = ckpt.corpus
     if run.corpus is None and not (recorded and recorded.path):
         raise LyricgenError("the checkpoint does not name its corpus; pass --corpus")
@@ -113,10 +124,11 @@ def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device, 
     per_run = {name: None for name in TrainConfig.option_names(PER_RUN)}  # a budget is for one invocation
     config = TrainConfig.from_dict(ckpt.training.config.to_dict(), **{**per_run, **options})
     train_lines, val_lines = split_lines(lines, config.val_fraction)
-    data = prepare(train_lines, val_lines, ckpt.tokenizer.min_freq, config.seq_len, vocab=ckpt.vocab,
-                   use_cache=run.cache, workers=run.tokenize_workers(),
-                   progress=progress and (lambda n: progress(n, len(train_lines))))
-    trainer = Trainer(ckpt.build_model(), data, config, ckpt.tokenizer, ckpt.side, out, device, corpus)
+    with world.main_first() if run.cache else nullcontext():
+        data = prepare(train_lines, val_lines, ckpt.tokenizer.min_freq, config.seq_len, vocab=ckpt.vocab,
+                       use_cache=run.cache, workers=run.tokenize_workers(),
+                       progress=progress and (lambda n: progress(n, len(train_lines))))
+    trainer = Trainer(ckpt.build_model(), data, config, ckpt.tokenizer, ckpt.side, out, device, corpus, world)
     trainer.restore(ckpt.training)
     st = trainer.state
     if st.epoch >= config.epochs and (config.max_steps is None or st.step >= config.max_steps):

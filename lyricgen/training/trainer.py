@@ -5,6 +5,9 @@ epoch e is a pure function of (seed, e), and the RNG state (dropout) is saved wi
 so a resumed run - from an epoch boundary or from the middle of an epoch - continues bit for bit as
 the uninterrupted one would.
 
+Under torchrun (distributed.py) each rank trains on its share of every step's batch (shard_step),
+rank 0 alone writes files, and every stop and validation result is agreed by all ranks.
+
 Stopping rules, checked around every step: a stop request (a signal), --max-steps, the end of the
 last epoch, early stopping (--patience periods without a better validation loss), and the time
 budget, which keeps room for the validation that ends it. Every stop leaves last.pt at the last
@@ -29,6 +32,7 @@ from ..scoring.score import score, token_nll
 from ..side_models import SideModels
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Prepared, epoch_order, num_batches
+from .distributed import SINGLE, World
 from .state import RunState
 
 MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
@@ -62,6 +66,41 @@ def train_step(model, optimizer, x, y, clip: float, dtype=None, step: int = 0) -
                             "(the last saved checkpoint is unchanged; try a lower --lr)")
     optimizer.step()
     return value, int((y != IGNORE).sum())
+
+
+def shard_step(model, optimizer, data, window: torch.Tensor, world: World, clip: float, dtype=None,
+                step: int = 0) -> tuple[float, int]:
+    """One data-parallel step: this rank's share of the global batch `window` (window indices, the
+    same on every rank); returns (the global batch's mean token loss, its number of target tokens).
+
+    Rank r takes windows r, r+W, r+2W... Its loss is its summed token loss over (the global batch's
+    target tokens / W), so DDP's mean of the ranks' gradients is the gradient of the global batch's
+    mean token loss: exactly the step one process takes on the whole window, whatever the padding or
+    a short last batch leave on each rank. The loss is summed over the ranks before anyone steps, so
+    a non-finite loss on one rank stops them all.
+    """
+    tokens = int((data.targets[window] != IGNORE).sum())
+    mine = window[world.rank::world.world_size]
+    x, y = data.get_batch(mine if len(mine) else window[:1])
+    if not len(mine):  # a short last batch left nothing to this rank: a window that adds no loss
+        y = torch.full_like(y, IGNORE)
+    model.train()
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits, _ = model(x)  # (B, T, V)
+    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long(), ignore_index=IGNORE,
+                           reduction="sum")
+    value = world.all_reduce_sum(loss.detach().clone()).item() / tokens
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+    optimizer.zero_grad(set_to_none=True)
+    (loss * (world.world_size / tokens)).backward()  # DDP averages the gradients over the ranks
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)  # the same averaged gradients everywhere
+    if not torch.isfinite(norm):
+        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+    optimizer.step()
+    return value, tokens
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
@@ -99,8 +138,10 @@ class Trainer:
     """A training run; `run()` trains until a stopping rule says why it stopped."""
 
     def __init__(self, model, data: Prepared, config: TrainConfig, tokenizer: TokenizerConfig, side: SideModels,
-                 out_dir, device, corpus: CorpusInfo | None = None):
+                 out_dir, device, corpus: CorpusInfo | None = None, world: World = SINGLE):
         self.model = model.to(device)
+        self.world = world
+        self.net = world.wrap(self.model)  # what trains: the model, or its DistributedDataParallel wrapper
         self.data = data
         self.config = config
         self.tokenizer = tokenizer
@@ -112,7 +153,8 @@ class Trainer:
         self.optimizer = make_optimizer(model, config)
         self.dtype = amp_dtype(device)
         self.train_data = data.train.to(device)
-        self.num_batches = num_batches(len(self.train_data), config.batch_size)
+        self.global_batch = config.batch_size * world.world_size  # windows per step, over all ranks
+        self.num_batches = num_batches(len(self.train_data), self.global_batch)
         self.stop_signal = None  # set by a signal handler: save and leave before the next step
         self._order = (None, None)  # (epoch, its window order)
         self._clock = time.monotonic()
@@ -120,8 +162,10 @@ class Trainer:
         self._validation_s = 0.0  # how long the last validation took: the time budget keeps room for one
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def checkpoint(self) -> Checkpoint:
-        training = TrainingState(self.config, self.state, self.optimizer.state_dict(), rng_state())
+    def checkpoint(self, rank_rngs: list | None = None) -> Checkpoint:
+        """rank_rngs: every rank's RNG state, in a data-parallel run (see _save)."""
+        training = TrainingState(self.config, self.state, self.optimizer.state_dict(), rng_state(),
+                                 self.world.world_size, rank_rngs)
         return Checkpoint(self.model.config, self.tokenizer, self.data.vocab, self.model.state_dict(), self.side,
                           self.corpus, training, current_versions())
 
@@ -129,7 +173,7 @@ class Trainer:
         """Continue from a checkpoint: optimizer moments and learning rate, counters, RNG states."""
         self.optimizer.load_state_dict(training.optimizer)
         self.state = RunState.from_dict(training.state.to_dict())
-        set_rng_state(training.rng)
+        set_rng_state(training.rank_rngs[self.world.rank] if self.world.distributed else training.rng)
 
     def save(self, name: str) -> Path:
         path = self.out_dir / name
@@ -137,9 +181,12 @@ class Trainer:
         return path
 
     def _save(self, best: bool) -> None:
-        """last.pt (and best.pt) and metrics.csv, all written atomically."""
+        """last.pt (and best.pt) and metrics.csv, all written atomically, by rank 0 alone."""
         self._tick()
-        ckpt = self.checkpoint()
+        rank_rngs = self.world.gather(rng_state()) if self.world.distributed else None
+        if not self.world.is_main:
+            return
+        ckpt = self.checkpoint(rank_rngs)
         save_checkpoint(ckpt, self.out_dir / "last.pt")
         if best:
             save_checkpoint(ckpt, self.out_dir / "best.pt")
@@ -151,13 +198,19 @@ class Trainer:
 
     # -- validation ---------------------------------------------------------------------------------
     def validate(self):
-        """(model score, network-alone score) on the validation part, or (None, None)."""
+        """(model score, network-alone score) on the validation part, or (None, None). Rank 0 scores,
+        every rank takes its result: they all judge the schedule and early stopping alike."""
         if not self.data.val.ids:
             return None, None
-        started = time.monotonic()
-        with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
-            result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device, self.side.repeat)
-        self._validation_s = time.monotonic() - started
+        result = None
+        if self.world.is_main:
+            started = time.monotonic()
+            with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
+                result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device,
+                               self.side.repeat)
+            self._validation_s = time.monotonic() - started
+        if self.world.distributed:
+            result, self._validation_s = self.world.broadcast((result, self._validation_s))
         return result
 
     def _estimate_validation_s(self, sample: int = 512) -> float:
@@ -223,7 +276,9 @@ class Trainer:
         st, cfg = self.state, self.config
         if st.epoch >= cfg.epochs:
             return "done"
-        if self.stop_signal is not None:
+        signum = self.world.agree_max(self.stop_signal or 0)  # a signal to any rank stops them all
+        if signum:
+            self.stop_signal = signum
             self._save(best=False)
             return "signal"
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
@@ -236,9 +291,15 @@ class Trainer:
         if self._order[0] != st.epoch:
             self._order = (st.epoch, epoch_order(len(self.train_data), cfg.seed, st.epoch).to(self.device))
         b = st.batch_in_epoch
-        x, y = self.train_data.get_batch(self._order[1][b * cfg.batch_size:(b + 1) * cfg.batch_size])
-        t0 = time.perf_counter()
-        loss, ntok = train_step(self.model, self.optimizer, x, y, cfg.clip, self.dtype, st.step + 1)
+        window = self._order[1][b * self.global_batch:(b + 1) * self.global_batch]
+        if self.world.distributed:
+            t0 = time.perf_counter()
+            loss, ntok = shard_step(self.net, self.optimizer, self.train_data, window, self.world, cfg.clip,
+                                    self.dtype, st.step + 1)
+        else:
+            x, y = self.train_data.get_batch(window)
+            t0 = time.perf_counter()
+            loss, ntok = train_step(self.model, self.optimizer, x, y, cfg.clip, self.dtype, st.step + 1)
         dt = time.perf_counter() - t0
         st.step += 1
         st.batch_in_epoch += 1
@@ -267,7 +328,9 @@ class Trainer:
         """"time_budget" once the budget, less room for one validation, is spent. Mid-epoch, that
         validation may replace best.pt but never touches the schedule (see RunState), so a resumed
         run goes on exactly as an uninterrupted one would."""
-        if self._budget_end is None or time.monotonic() + self._validation_s < self._budget_end:
+        if self._budget_end is None:
+            return None
+        if not self.world.agree_max(time.monotonic() + self._validation_s >= self._budget_end):  # any rank's clock
             return None
         st = self.state
         if st.batch_in_epoch:  # mid-epoch: the epoch end did not validate and save
