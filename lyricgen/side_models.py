@@ -4,11 +4,14 @@
     repeat       RepeatModel (scoring/repeat.py): lyrics repeat their choruses; scoring only
     originality  Originality (writing/originality.py): hashes of the training lines, so generation
                  can report and avoid copying without the corpus
+    mixture      Mixture (scoring/mixture.py): the n-gram the network is mixed with, and its weight;
+                 generation samples from that mixture (None in checkpoints from before it)
 
 Each has fit / to_dict / from_dict; `SideModels.fit` fits them all from the training part.
 """
 from dataclasses import dataclass, field
 
+from .scoring.mixture import Mixture
 from .scoring.repeat import RepeatModel
 from .scoring.unk import UnkModel
 from .writing.originality import Originality
@@ -19,21 +22,26 @@ class SideModels:
     unk: UnkModel = field(default_factory=UnkModel)
     repeat: RepeatModel = field(default_factory=RepeatModel)
     originality: Originality | None = None
+    mixture: Mixture | None = None
 
     @classmethod
-    def fit(cls, train_lines: list[str], train_ids, vocab) -> "SideModels":
+    def fit(cls, train_lines: list[str], train_ids, vocab, val_ids=()) -> "SideModels":
         """From the training part: its lines, and its token stream (line breaks included; a list or
-        a 1-D tensor)."""
+        a 1-D tensor); the mixture also from the validation ids (see mixture.py)."""
         return cls(unk=UnkModel.fit(vocab, len(train_ids)), repeat=RepeatModel.fit(train_ids),
-                   originality=Originality.fit(train_lines))
+                   originality=Originality.fit(train_lines),
+                   mixture=Mixture.fit(train_ids, val_ids, len(vocab), vocab.line_break_id))
 
     def to_dict(self) -> dict:
         d = {"unk": self.unk.to_dict(), "repeat": self.repeat.to_dict()}
         if self.originality is not None:
             d["originality"] = self.originality.to_dict()
+        if self.mixture is not None:
+            d["mixture"] = self.mixture.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SideModels":
         return cls(unk=UnkModel.from_dict(d.get("unk", {})), repeat=RepeatModel.from_dict(d.get("repeat", {})),
-                   originality=Originality.from_dict(d["originality"]) if d.get("originality") else None)
+                   originality=Originality.from_dict(d["originality"]) if d.get("originality") else None,
+                   mixture=Mixture.from_dict(d["mixture"]) if d.get("mixture") else None)

@@ -87,8 +87,8 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
         raise LyricgenError("--epochs must be at least 1 for a new run")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
     data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache, workers=workers,
-                   progress=progress and (lambda n: progress(n, len(train_lines))))
-    side = SideModels.fit(train_lines, data.train.stream, data.vocab)
+                   progress=progress and (lambda n: progress(n, len(train_lines))), unit=tokenizer.unit)
+    side = SideModels.fit(train_lines, data.train.stream, data.vocab, data.val.ids)
     torch.manual_seed(config.seed)
     model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
     return Trainer(model, data, config, tokenizer, side, out, torch.device(device), corpus)

@@ -156,7 +156,8 @@ class Trainer:
             return None, None
         started = time.monotonic()
         with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
-            result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device, self.side.repeat)
+            result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device, self.side.repeat,
+                           self.side.mixture, validation=True, fit_mixture=True)
         self._validation_s = time.monotonic() - started
         return result
 

@@ -32,18 +32,18 @@ class Candidate:
 
 
 class Lyricist:
-    def __init__(self, model, vocab, originality=None):
+    def __init__(self, model, vocab, originality=None, mixture=None):
         self.model = model
         self.vocab = vocab
         self.originality = originality
-        self.predictor = Predictor(model)  # what generation samples from
+        self.predictor = Predictor(model, mixture)  # what generation samples from
 
     @classmethod
     def load(cls, path, device="cpu") -> "Lyricist":
         """Everything comes from the checkpoint; no corpus is read."""
         ckpt = load_checkpoint(path)
         model = ckpt.build_model().to(torch.device(device)).eval()
-        return cls(model, ckpt.vocab, ckpt.side.originality)
+        return cls(model, ckpt.vocab, ckpt.side.originality, ckpt.side.mixture)
 
     def prompt(self, start: str) -> tuple[list[int], list[str]]:
         """Ids for the start word, and the characters left out because the model never saw them."""
