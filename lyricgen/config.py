@@ -81,6 +81,8 @@ class RunConfig(Config):
     out: str | None = option(None, "directory for best.pt, last.pt and metrics.csv (default: checkpoints/; on "
                              "--resume, the checkpoint's directory)", metavar="DIR")
     resume: str | None = option(None, "continue the run saved in this checkpoint", metavar="CKPT")
+    init_from: str | None = option(None, "start a new run from this checkpoint's weights and vocabulary (fine-tuning "
+                                   "a base model on --corpus), with a fresh optimizer", metavar="CKPT")
     force: bool = option(False, "start a new run even if --out already holds one (its files are replaced)")
     device: str = option("auto", "where to train; auto = CUDA when available", choices=DEVICES)
     deterministic: bool = option(False, "use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
