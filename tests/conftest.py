@@ -252,8 +252,8 @@ def overfit_ckpt(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("overfit")
     options = {"epochs": 1, "batch_size": 16, "seq_len": OVERFIT_TOKENS_PER_LINE + 1, "lr": 0.03,
-               "val_fraction": 0.0, "seed": 1, "unit": "word", "min_freq": 1, "embed_dim": 16, "hidden_size": 32, "num_layers": 1,
-               "dropout": 0.0, "embed_dropout": 0.0}
+               "val_fraction": 0.0, "seed": 1, "unit": "word", "min_freq": 1, "embed_dim": 16, "hidden_size": 32,
+               "num_layers": 1, "dropout": 0.0, "embed_dropout": 0.0}
     trainer = start_run(OVERFIT_LINES, options, out, "cpu")
     vocab = trainer.data.vocab
     lb = vocab.line_break_id
