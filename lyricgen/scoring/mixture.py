@@ -4,11 +4,11 @@
 
 Counting characters (scoring/ngram.py) predicts held-out lyrics better than a network trained for
 a few CPU minutes, and the two err differently, so their mixture beats both (docs/tuning.md: a
-single weight did as well as weights per n-gram context order). The n-gram is fitted on the training
-stream at the start of a run; the weight is fitted by EM on the validation text after every
-validation pass, from the network's probabilities and those of an n-gram fitted WITHOUT the
-validation text (`val_logp`, kept here so a resumed run fits the same way). The n-gram the checkpoint
-carries for generation and evaluation is then refitted on training and validation text together.
+single weight did as well as weights per n-gram context order). At the start of a run the n-gram
+is fitted twice: on the training stream alone, to score the validation text once (`val_logp`, kept
+here so a resumed run goes on the same way), from which and the network's probabilities the weight
+is fitted by EM after every validation pass; and on training and validation text together, the one
+the checkpoint carries for generation and evaluation.
 """
 import math
 from dataclasses import dataclass
