@@ -169,7 +169,7 @@ def from_dict(d, path="checkpoint") -> Checkpoint:
     try:
         ckpt = Checkpoint(
             model_config=ModelConfig.from_dict(d["model_config"]),
-            tokenizer=TokenizerConfig.from_dict(d["tokenizer"]),
+            tokenizer=TokenizerConfig.from_dict({"unit": "word", **d["tokenizer"]}),  # no unit: before "char"
             vocab=Vocab.from_dict(d["vocab"]),
             weights=d["model"],
             side=SideModels.from_dict(d.get("side_models") or {}),

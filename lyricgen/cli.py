@@ -74,7 +74,9 @@ def train(args, run: RunConfig, world) -> int:
     report(f"corpus {trainer.corpus.path}: {trainer.corpus.lines} lines; training windows {len(data.train)} x "
            f"{config.seq_len} tokens; validation {len(data.val.ids)} tokens ({data.val_seen_share:.1%} of "
            "validation lines also occur in training)")
-    report(f"vocabulary {len(data.vocab)} entries (min_freq {trainer.tokenizer.min_freq}); model "
+    tok = trainer.tokenizer
+    units = "characters" if tok.unit == "char" else f"words, min_freq {tok.min_freq}"
+    report(f"vocabulary {len(data.vocab)} entries ({units}); model "
            f"{model.config.cell} {count_parameters(model):,} parameters on {trainer.device}"
            + (f", {world.world_size} processes of {config.batch_size} windows per step" if world.distributed else ""))
     with TrainingBar(trainer, quiet) as (on_step, on_epoch), stop_on_signals(trainer):
@@ -314,7 +316,7 @@ def add_evaluate(sub) -> None:
     a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
     a("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
     a("--json", action="store_true", help="print one JSON object instead of a sentence")
-    a("--no-repeat", action="store_true", help="score with the network alone, without the repeat model")
+    a("--no-repeat", action="store_true", help="leave out the figure with the repeat model mixed in")
     a("--held-out", action="store_true",
       help="score only FILE's held-out tail: its last lines, in the share the checkpoint validated on")
     a("--device", default="auto", choices=DEVICES, help="where to run (default: auto)")
@@ -328,10 +330,12 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(ev.to_dict()))
         return 0
-    r, n = ev.result, ev.network
-    print(f"{args.file}: {r.tokens} tokens, {r.chars} characters ({r.unk} <unk> covering {r.unk_chars}): token "
-          f"perplexity {r.ppl:.2f}, bpc-open {r.bpc_open:.3f}"
-          + (f" (network alone: perplexity {n.ppl:.2f}, bpc-open {n.bpc_open:.3f})" if ev.repeat_model else ""))
+    r, n, rep = ev.result, ev.network, ev.repeat
+    what = "network + n-gram" if ev.mixture else "network"
+    print(f"{args.file}: {r.tokens} tokens, {r.chars} characters ({r.unk} <unk> covering {r.unk_chars}): "
+          f"{what} (what generate samples from): token perplexity {r.ppl:.2f}, bpc-open {r.bpc_open:.3f}"
+          + (f"; network alone: perplexity {n.ppl:.2f}, bpc-open {n.bpc_open:.3f}" if ev.mixture else "")
+          + (f"; with the repeat model: perplexity {rep.ppl:.2f}, bpc-open {rep.bpc_open:.3f}" if rep else ""))
     return 0
 
 

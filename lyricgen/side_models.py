@@ -6,11 +6,14 @@
                  can report and avoid copying without the corpus
     habits       Habits (writing/habits.py): line lengths, rhyme and sections of the corpus, which
                  generation follows; None in checkpoints older than them (Lyricist fills it in)
+    mixture      Mixture (scoring/mixture.py): the n-gram the network is mixed with, and its weight;
+                 generation samples from that mixture (None in checkpoints from before it)
 
 Each has fit / to_dict / from_dict; `SideModels.fit` fits them all from the training part.
 """
 from dataclasses import dataclass, field
 
+from .scoring.mixture import Mixture
 from .scoring.repeat import RepeatModel
 from .scoring.unk import UnkModel
 from .writing.habits import Habits
@@ -23,13 +26,15 @@ class SideModels:
     repeat: RepeatModel = field(default_factory=RepeatModel)
     originality: Originality | None = None
     habits: Habits | None = None
+    mixture: Mixture | None = None
 
     @classmethod
-    def fit(cls, train_lines: list[str], train_ids, vocab) -> "SideModels":
+    def fit(cls, train_lines: list[str], train_ids, vocab, val_ids=()) -> "SideModels":
         """From the training part: its lines, and its token stream (line breaks included; a list or
-        a 1-D tensor)."""
+        a 1-D tensor); the mixture also from the validation ids (see mixture.py)."""
         return cls(unk=UnkModel.fit(vocab, len(train_ids)), repeat=RepeatModel.fit(train_ids),
-                   originality=Originality.fit(train_lines), habits=Habits.fit(train_lines, vocab))
+                   originality=Originality.fit(train_lines), habits=Habits.fit(train_lines, vocab),
+                   mixture=Mixture.fit(train_ids, val_ids, len(vocab), vocab.line_break_id))
 
     def to_dict(self) -> dict:
         d = {"unk": self.unk.to_dict(), "repeat": self.repeat.to_dict()}
@@ -37,10 +42,13 @@ class SideModels:
             d["originality"] = self.originality.to_dict()
         if self.habits is not None:
             d["habits"] = self.habits.to_dict()
+        if self.mixture is not None:
+            d["mixture"] = self.mixture.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SideModels":
         return cls(unk=UnkModel.from_dict(d.get("unk", {})), repeat=RepeatModel.from_dict(d.get("repeat", {})),
                    originality=Originality.from_dict(d["originality"]) if d.get("originality") else None,
-                   habits=Habits.from_dict(d["habits"]) if d.get("habits") else None)
+                   habits=Habits.from_dict(d["habits"]) if d.get("habits") else None,
+                   mixture=Mixture.from_dict(d["mixture"]) if d.get("mixture") else None)

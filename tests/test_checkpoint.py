@@ -48,7 +48,7 @@ def test_a_trained_checkpoint_holds_only_tensors_and_plain_containers(tiny_run):
     assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION == 2
     assert set(raw) == {"format", "format_version", "versions", "model_config", "tokenizer", "vocab", "model",
                         "side_models", "corpus", "training"}
-    assert set(raw["side_models"]) == {"unk", "repeat", "originality", "habits"}
+    assert set(raw["side_models"]) == {"unk", "repeat", "originality", "habits", "mixture"}
     assert set(raw["training"]) == {"config", "state", "optimizer", "rng"}
     assert raw["versions"] == {"lyricgen": __version__, "torch": str(torch.__version__), "jieba": jieba_version()}
     assert raw["corpus"]["path"] == str(TINY_CORPUS.resolve())
@@ -89,7 +89,8 @@ def test_loaded_checkpoint_generates_exactly_what_the_trained_model_does(tiny_li
                "embed_dim": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.3}
     trainer = start_run(tiny_lines, options, tmp_path, "cpu")
     assert trainer.run() == "max_steps"
-    in_memory = Lyricist(trainer.model, trainer.data.vocab, trainer.side.originality, trainer.side.habits)
+    in_memory = Lyricist(trainer.model, trainer.data.vocab, trainer.side.originality, trainer.side.habits,
+                         trainer.side.mixture)
     loaded = Lyricist.load(tmp_path / "last.pt")
     wrote = False
     for options in ({"max_tokens": 30},
@@ -262,8 +263,10 @@ def formats(tiny_run, tmp_path_factory):
     state is set so that resuming must carry every plateau counter: the next period (at step 55)
     does not improve on period_ref, and with lr_bad_periods already 1 the learning rate is cut."""
     ckpt = load_checkpoint(tiny_run / "last.pt")
+    # format 1 predates the n-gram mixture: without it, the mixture's (far lower) best loss goes too
+    ckpt = dataclasses.replace(ckpt, side=dataclasses.replace(ckpt.side, mixture=None))
     state = dataclasses.replace(ckpt.training.state, period_best=0.0, period_ref=0.0, lr_bad_periods=1,
-                                bad_periods=1)
+                                bad_periods=1, best_loss=100.0)
     assert state.best_loss not in (0.0, float("inf"))  # best.pt's figure stays distinct from the schedule's
     ckpt = dataclasses.replace(ckpt, training=dataclasses.replace(ckpt.training, state=state))
     # format 1 has no habits, so the format-2 file it is compared with is one from before them

@@ -191,9 +191,9 @@ def test_generate_json_candidates(cli, overfit_ckpt, plain):
 def test_evaluate_sentence(cli, tiny_run):
     rc, out, err = cli("evaluate", TINY_CORPUS, "--checkpoint", tiny_run / "best.pt", "--device", "cpu")
     assert rc == 0, err
-    assert "perplexity" in out and "bpc-open" in out and "network alone" in out
+    assert "perplexity" in out and "bpc-open" in out and "network alone" in out and "repeat model" in out
     rc, out, err = cli("evaluate", TINY_CORPUS, "--checkpoint", tiny_run / "best.pt", "--no-repeat", "--device", "cpu")
-    assert rc == 0 and "bpc-open" in out and "network alone" not in out
+    assert rc == 0 and "bpc-open" in out and "network alone" in out and "repeat model" not in out
 
 
 def test_defaults_use_the_bundled_sample_and_checkpoints_dir(cli, tmp_path, monkeypatch):

@@ -9,12 +9,12 @@ from conftest import TINY_CORPUS
 from lyricgen.checkpoint import save_checkpoint
 from lyricgen.errors import LyricgenError
 from lyricgen.scoring.evaluate import evaluate_file
-from lyricgen.scoring.score import Text, score
+from lyricgen.scoring.score import Text, score_parts
 from lyricgen.text.corpus import read_corpus
 from lyricgen.text.tokenizer import tokenize_lines
 
-KEYS = {"ppl", "bpc_open", "loss", "ppl_rnn", "bpc_open_rnn", "repeat_model", "tokens", "chars", "unk", "unk_chars",
-        "file"}
+KEYS = {"ppl", "bpc_open", "loss", "ppl_rnn", "bpc_open_rnn", "ppl_repeat", "bpc_open_repeat", "mixture",
+        "repeat_model", "tokens", "chars", "unk", "unk_chars", "file"}
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,18 @@ def whole(tiny_run):
 def test_the_file_is_scored_with_the_checkpoints_side_models(whole, tiny_ckpt):
     text = Text.encode(tiny_ckpt.vocab, tokenize_lines(read_corpus(TINY_CORPUS)))
     side = tiny_ckpt.side
-    result, network = score(tiny_ckpt.build_model(), text, tiny_ckpt.vocab, side.unk, torch.device("cpu"),
-                            side.repeat)
-    assert whole.result == result and whole.network == network
-    assert whole.repeat_model is True and whole.result.nll < whole.network.nll
+    parts = score_parts(tiny_ckpt.build_model(), text, tiny_ckpt.vocab, side.unk, torch.device("cpu"), side.repeat,
+                        side.mixture)
+    result, network = parts["model"], parts["network"]
+    assert whole.result == result and whole.network == network and whole.repeat == parts["repeat"]
+    # the main figure is the mixture generation samples from; the repeat model is mixed into it
+    assert whole.mixture is True and whole.result.nll < whole.network.nll
+    assert whole.repeat_model is True and whole.repeat.nll != whole.result.nll
     d = whole.to_dict()
     assert set(d) == KEYS and json.loads(json.dumps(d)) == d
     assert (d["ppl"], d["bpc_open"], d["loss"]) == (result.ppl, result.bpc_open, result.loss)
     assert (d["ppl_rnn"], d["bpc_open_rnn"]) == (network.ppl, network.bpc_open)
+    assert (d["ppl_repeat"], d["bpc_open_repeat"]) == (whole.repeat.ppl, whole.repeat.bpc_open)
     assert (d["tokens"], d["chars"], d["unk"], d["unk_chars"]) == (result.tokens, result.chars, result.unk,
                                                                    result.unk_chars)
     assert d["file"] == str(TINY_CORPUS)
@@ -40,10 +44,10 @@ def test_the_file_is_scored_with_the_checkpoints_side_models(whole, tiny_ckpt):
     assert isinstance(d["unk"], int) and d["unk"] >= 0
 
 
-def test_without_the_repeat_model_the_figures_are_the_networks(whole, tiny_run):
+def test_without_the_repeat_model_its_figure_is_left_out(whole, tiny_run):
     ev = evaluate_file(tiny_run / "best.pt", TINY_CORPUS, repeat=False, device="cpu")
-    assert ev.repeat_model is False
-    assert ev.result == ev.network == whole.network
+    assert ev.repeat_model is False and ev.repeat is None and ev.to_dict()["bpc_open_repeat"] is None
+    assert ev.result == whole.result and ev.network == whole.network
 
 
 def test_held_out_scores_exactly_what_training_validated(whole, tiny_run, tiny_ckpt):

@@ -21,7 +21,8 @@ from lyricgen.serving.openai_api import cut_at_stop, visible_text  # noqa: E402
 from lyricgen.serving.pool import WorkerPool  # noqa: E402
 
 TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
-TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "min_freq": 2}
+TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "unit": "word",
+                "min_freq": 2}  # its prompts count jieba words
 MODEL = "tiny-lyrics"
 
 

@@ -164,7 +164,7 @@ def test_resume_needs_the_training_state_and_a_corpus(tiny_ckpt, tmp_path):
     assert refused(RunConfig(resume=str(nameless), **CPU), {"epochs": 3}) == \
         "the checkpoint does not name its corpus; pass --corpus"
     trainer = open_run(RunConfig(resume=str(nameless), corpus=str(TINY_CORPUS), **CPU), {"epochs": 3})
-    assert trainer.state.epoch == 2
+    assert trainer.state.epoch == tiny_ckpt.training.state.epoch
 
 
 # -- exact resume, from anywhere ---------------------------------------------------------------------------
@@ -393,3 +393,27 @@ def test_held_down_ctrl_c_exits_130_with_one_line(signalled):
     load_checkpoint(out / "last.pt")  # the run itself is saved either way
     assert rc == 130, err
     assert "--resume" in one_error_line(err)
+
+
+# -- fine-tuning from a base model ---------------------------------------------------------------------
+def test_init_from_starts_a_new_run_from_the_bases_weights_and_vocabulary(tiny_ckpt, tiny_run, tmp_path, capsys):
+    corpus = tmp_path / "artist.txt"  # another artist: some characters the base never saw
+    corpus.write_text("月光洒在新的街角\n龘龘的鼓声\n" * 20, encoding="utf-8")
+    trainer = open_run(RunConfig(init_from=str(tiny_run / "best.pt"), corpus=str(corpus), out=str(tmp_path / "ft"),
+                                 **CPU), {"epochs": 1, "seq_len": 8, "batch_size": 8, "dropout": 0.1})
+    assert trainer.data.vocab.tokens == tiny_ckpt.vocab.tokens and trainer.tokenizer == tiny_ckpt.tokenizer
+    assert same_tensors(trainer.model.state_dict(), tiny_ckpt.weights) is None
+    assert trainer.model.config.dropout == 0.1 and trainer.state.step == 0 and not trainer.optimizer.state
+    assert trainer.data.vocab.unk_id in trainer.data.train.stream.tolist()  # 龘 is not in the base's vocabulary
+    assert trainer.run() == "done"
+    ckpt = load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert ckpt.corpus.path == str(corpus) and ckpt.vocab.tokens == tiny_ckpt.vocab.tokens
+    # the fine-tuned run resumes like any other
+    assert open_run(RunConfig(resume=str(tmp_path / "ft" / "last.pt"), **CPU), {"epochs": 2}).state.epoch == 1
+    assert refused(RunConfig(init_from=str(tiny_run / "best.pt"), resume=str(tiny_run / "last.pt"), **CPU),
+                   {}) == "--init-from starts a new run from a base model; it cannot be combined with --resume"
+    assert refused(RunConfig(init_from=str(tiny_run / "best.pt"), corpus=str(corpus), out=str(tmp_path / "x"), **CPU),
+                   {"hidden_size": 64}) == "--hidden-size is fixed by the --init-from checkpoint"
+    rc, _, err = call_cli(["train", "--init-from", tmp_path / "missing.pt", "--corpus", corpus, "--out",
+                           tmp_path / "y", "--device", "cpu"], capsys)
+    assert rc != 0 and "checkpoint not found" in one_error_line(err)

@@ -7,26 +7,33 @@ from ..checkpoint import load_checkpoint
 from ..runtime import cpu_threads, resolve_device
 from ..text.corpus import held_out_part, read_corpus
 from ..text.tokenizer import tokenize_lines
-from .score import Score, Text, score
+from .score import Score, Text, score_parts
 
 
 @dataclass
 class Evaluation:
     file: str
-    result: Score  # the model as scoring uses it (with the repeat model unless turned off)
+    result: Score  # the model generation samples from (the network mixed with its n-gram)
     network: Score  # the network alone
-    repeat_model: bool
+    repeat: Score | None  # the model with the repeat model mixed in (None when turned off)
+    mixture: bool  # whether the checkpoint has an n-gram (older ones: the model is the network)
+
+    @property
+    def repeat_model(self) -> bool:
+        return self.repeat is not None
 
     def to_dict(self) -> dict:
-        r, n = self.result, self.network
+        r, n, rep = self.result, self.network, self.repeat
         return {"ppl": r.ppl, "bpc_open": r.bpc_open, "loss": r.loss, "ppl_rnn": n.ppl, "bpc_open_rnn": n.bpc_open,
-                "repeat_model": self.repeat_model, "tokens": r.tokens, "chars": r.chars, "unk": r.unk,
-                "unk_chars": r.unk_chars, "file": self.file}
+                "ppl_repeat": rep.ppl if rep else None, "bpc_open_repeat": rep.bpc_open if rep else None,
+                "mixture": self.mixture, "repeat_model": self.repeat_model, "tokens": r.tokens, "chars": r.chars,
+                "unk": r.unk, "unk_chars": r.unk_chars, "file": self.file}
 
 
 def evaluate_file(checkpoint, file, encoding: str = "utf-8", held_out: bool = False, repeat: bool = True,
                   device: str = "auto") -> Evaluation:
-    """Token perplexity and bpc-open of `file` (or, with held_out, of its last lines in the share
+    """Token perplexity and bpc-open of `file` under the model generation samples from, the network
+    alone and the repeat model (or, with held_out, of its last lines in the share
     the checkpoint validated on: exactly what training scored)."""
     device = resolve_device(device)
     ckpt = load_checkpoint(checkpoint)
@@ -39,5 +46,7 @@ def evaluate_file(checkpoint, file, encoding: str = "utf-8", held_out: bool = Fa
     repeat_model = ckpt.side.repeat if repeat else None
     # one stream scored token by token: one CPU thread is fastest (docs/tuning.md)
     with cpu_threads(1) if device.type == "cpu" else nullcontext():
-        result, network = score(model, text, ckpt.vocab, ckpt.side.unk, device, repeat_model)
-    return Evaluation(str(Path(file)), result, network, repeat_model is not None and bool(repeat_model.alpha))
+        parts = score_parts(model, text, ckpt.vocab, ckpt.side.unk, device, repeat_model, ckpt.side.mixture,
+                            validation=held_out)
+    return Evaluation(str(Path(file)), parts["model"], parts["network"], parts.get("repeat"),
+                      ckpt.side.mixture is not None)

@@ -7,9 +7,10 @@ make the figure look better. The text is scored as one stream, the hidden state 
 to line, after the tokenizer's whitespace normalisation (which only removes characters, so the
 division is by the normalised, smaller count).
 
-The scoring distribution completes the network's with two side models: the unseen-character mass
-of unk.py, and the repeat model of repeat.py for choruses (reported beside the network alone, so
-both figures are always at hand).
+The scoring distribution completes the network's with side models: the n-gram it is mixed with
+(mixture.py; the mixture is what generation samples from, so it is the main figure), the
+unseen-character mass of unk.py, and the repeat model of repeat.py for choruses (reported beside,
+as is the network alone).
 """
 import math
 from dataclasses import asdict, dataclass
@@ -87,9 +88,24 @@ def token_nll(model, ids: list[int], context_id: int, unk_id: int, unk_prob: flo
     return torch.cat(losses) if losses else torch.zeros(0)
 
 
-def score(model, text: Text, vocab, unk, device, repeat=None) -> tuple[Score, Score]:
-    """(score of the model as used, score of the network alone). They differ only when a repeat
-    model is given (`unk`: an UnkModel, `repeat`: a RepeatModel or None)."""
+def with_unk(logp: torch.Tensor, ids, unk_id: int, unk_prob: float) -> torch.Tensor:
+    """ln p of the targets `ids` after mixing in the unseen-character mass, as token_nll does."""
+    if unk_prob <= 0:
+        return logp.double()
+    out = logp.double() + math.log1p(-unk_prob)
+    is_unk = torch.as_tensor(list(ids)) == unk_id
+    return torch.where(is_unk, torch.logaddexp(out, torch.tensor(math.log(unk_prob), dtype=out.dtype)), out)
+
+
+def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False,
+                fit_mixture: bool = False) -> dict:
+    """Scores of `text`: "network" (alone), "model" (what generation samples from: the network
+    mixed with the n-gram of `mixture`, or the network where there is none) and, with a repeat
+    model, "repeat" (the model with the repeat model mixed in).
+
+    validation: `text` is the run's validation text, so the n-gram fitted without it scores it
+    (mixture.val_logp), not the one refitted on it; fit_mixture (training): fit the mixture's weight
+    on it first."""
     nll = token_nll(model, text.ids, vocab.line_break_id, vocab.unk_id, unk.prob, device).cpu()
     unk_count = sum(1 for i in text.ids if i == vocab.unk_id)
 
@@ -98,5 +114,31 @@ def score(model, text: Text, vocab, unk, device, repeat=None) -> tuple[Score, Sc
         return Score(tokens=len(text.ids), chars=text.chars, unk=unk_count, unk_chars=text.unk_chars, nll=total,
                      bits=total / math.log(2) + text.unk_chars * UNK_CHAR_BITS)
 
-    plain = make(nll)
-    return (make(repeat.mix(nll, text.ids)) if repeat is not None and repeat.alpha else plain), plain
+    parts = {"network": make(nll)}
+    model_nll = nll
+    if mixture is not None and text.ids:
+        from .mixture import ngram_logp
+
+        if validation and mixture.val_logp is not None and mixture.val_logp.numel() == len(text.ids):
+            ng = with_unk(mixture.val_logp, text.ids, vocab.unk_id, unk.prob)
+            if fit_mixture:
+                mixture.fit_weight(-nll, ng)
+        else:
+            ng = with_unk(ngram_logp(mixture.ngram, torch.tensor(text.ids), vocab.line_break_id), text.ids,
+                          vocab.unk_id, unk.prob)
+        model_nll = -mixture.mix_logp(-nll.double(), ng)
+    parts["model"] = make(model_nll)
+    if repeat is not None and repeat.alpha:
+        parts["repeat"] = make(repeat.mix(model_nll, text.ids))
+    return parts
+
+
+def score(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False,
+          fit_mixture: bool = False) -> tuple[Score, Score]:
+    """(the score training selects by, the network alone's). With a mixture that is the model
+    generation samples from; without one (checkpoints before the n-gram), as before: the network
+    with the repeat model when one is given."""
+    parts = score_parts(model, text, vocab, unk, device, repeat, mixture, validation, fit_mixture)
+    if mixture is not None:
+        return parts["model"], parts["network"]
+    return parts.get("repeat", parts["model"]), parts["network"]

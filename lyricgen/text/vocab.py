@@ -1,6 +1,8 @@
-"""Vocabulary: a hybrid of frequent words and single characters, with deterministic ids.
+"""Vocabulary: single characters, or a hybrid of frequent words and single characters, with
+deterministic ids.
 
-Words seen at least `min_freq` times are entries; rarer words are spelled as their characters, so
+With unit "char" every character is an entry and every word is spelled. With unit "word", words
+seen at least `min_freq` times are entries; rarer words are spelled as their characters, so
 every character seen in training stays representable and the model can still write rare words.
 `<unk>` stands only for characters never seen. Building is two linear passes (count the words, then
 count the encoded units); ids are ordered by (-count, token), so the same corpus and settings always
@@ -35,21 +37,23 @@ class Vocab:
         return token in self.index
 
     @classmethod
-    def build(cls, token_lines: list[list[str]], min_freq: int) -> "Vocab":
+    def build(cls, token_lines: list[list[str]], min_freq: int, unit: str = "word") -> "Vocab":
         words = Counter(tok for line in token_lines for tok in line)
-        return cls.from_counts(words, len(token_lines), min_freq)
+        return cls.from_counts(words, len(token_lines), min_freq, unit)
 
     @classmethod
-    def build_stream(cls, stream, min_freq: int) -> "Vocab":
+    def build_stream(cls, stream, min_freq: int, unit: str = "word") -> "Vocab":
         """build() from a TokenStream (tokenizer.py): the same vocabulary, from its counts."""
-        return cls.from_counts(dict(zip(stream.table, stream.counts().tolist())), stream.num_lines, min_freq)
+        return cls.from_counts(dict(zip(stream.table, stream.counts().tolist())), stream.num_lines, min_freq, unit)
 
     @classmethod
-    def from_counts(cls, words: dict[str, int], line_breaks: int, min_freq: int) -> "Vocab":
+    def from_counts(cls, words: dict[str, int], line_breaks: int, min_freq: int, unit: str = "word") -> "Vocab":
         """The vocabulary of a text with these word counts and this many lines."""
         if min_freq < 1:
             raise ValueError("min_freq must be at least 1")
-        kept = {w for w, n in words.items() if n >= min_freq or len(w) == 1}
+        if unit not in ("char", "word"):
+            raise ValueError(f"unit must be char or word, not {unit!r}")
+        kept = {w for w, n in words.items() if (unit == "word" and n >= min_freq) or len(w) == 1}
         units: Counter = Counter()
         for w, n in words.items():
             if w in kept:

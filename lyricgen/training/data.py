@@ -86,13 +86,13 @@ class Prepared:
 
 
 def prepare(train_lines: list[str], val_lines: list[str], min_freq: int, seq_len: int, vocab: Vocab | None = None,
-            use_cache: bool = True, workers: int = 1, progress=None) -> Prepared:
-    """Tokenise (over `workers` processes; progress(lines done)), build the vocabulary (or reuse one:
-    resume, fine-tuning), cut the training windows. Token streams stay compact int32 arrays."""
+            use_cache: bool = True, workers: int = 1, progress=None, unit: str = "word") -> Prepared:
+    """Tokenise (over `workers` processes; progress(lines done)), build the vocabulary of `unit`s
+    (or reuse one: resume, fine-tuning), cut the training windows. Token streams stay compact int32 arrays."""
     train = tokenize_cached(train_lines, use_cache, workers, progress)
     val = tokenize_cached(val_lines, use_cache)
     if vocab is None:
-        vocab = Vocab.build_stream(train, min_freq=min_freq)
+        vocab = Vocab.build_stream(train, min_freq=min_freq, unit=unit)
     train_ids, _ = vocab.encode_stream(train)
     stream = torch.from_numpy(np.concatenate([[vocab.line_break_id], train_ids]).astype(np.int32))
     val_ids, val_unk_chars = vocab.encode_stream(val)

@@ -12,6 +12,7 @@ corpus whose content changed; a new run needs at least one epoch. A run trained 
 processes resumes with N (`world`, distributed.py); every rank checks the same input before the ranks
 first wait for each other, so a refusal never leaves a rank waiting.
 """
+import dataclasses
 import signal
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -34,6 +35,7 @@ SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.tx
 DEFAULT_OUT = Path("checkpoints")
 RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.png")  # --force deletes all of them
 CHANGEABLE_ON_RESUME = TrainConfig.option_names(EXTEND) + TrainConfig.option_names(PER_RUN)
+BASE_CHANGEABLE = ("dropout", "embed_dropout")  # of ModelConfig with --init-from: the rest shape the weights
 
 
 def open_run(run: RunConfig, options: dict, progress=None, world: World = SINGLE) -> Trainer:
@@ -43,6 +45,8 @@ def open_run(run: RunConfig, options: dict, progress=None, world: World = SINGLE
     device = world.local_device(resolve_device(run.device))
     if run.deterministic:
         make_deterministic(device)
+    if run.init_from and run.resume:
+        raise LyricgenError("--init-from starts a new run from a base model; it cannot be combined with --resume")
     resumed = load_checkpoint(run.resume) if run.resume else None
     out = Path(run.out) if run.out else (Path(run.resume).parent if run.resume else DEFAULT_OUT)
     check_out(out, run)
@@ -76,25 +80,38 @@ def _start(run: RunConfig, options: dict, out: Path, device, progress=None, worl
     if run.corpus is None and not SAMPLE_CORPUS.exists():
         raise LyricgenError("the bundled sample corpus ships in the repository's data/ folder, which this "
                             "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
+    base = load_checkpoint(run.init_from) if run.init_from else None
     lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8")
-    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress, world)
+    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress, world, base)
 
 
 def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo | None = None,
-              use_cache: bool = True, workers: int = 1, progress=None, world: World = SINGLE) -> Trainer:
+              use_cache: bool = True, workers: int = 1, progress=None, world: World = SINGLE,
+              base: Checkpoint | None = None) -> Trainer:
     """A new run on lyric lines: split, tokenise, build the vocabulary, fit the side models, seed,
-    build the model. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig."""
+    build the model. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig. From a
+    `base` checkpoint (fine-tuning), the vocabulary, tokenizer and network come from it instead:
+    words and characters it lacks are spelled or `<unk>` as in any held-out text."""
     config = TrainConfig(**pick(options, TrainConfig))
-    tokenizer = TokenizerConfig(**pick(options, TokenizerConfig))
+    tokenizer = base.tokenizer if base else TokenizerConfig(**pick(options, TokenizerConfig))
     if config.epochs == 0:
         raise LyricgenError("--epochs must be at least 1 for a new run")
+    if base is not None:
+        fixed = sorted(set(pick(options, ModelConfig)) - set(BASE_CHANGEABLE) | set(pick(options, TokenizerConfig)))
+        if fixed:
+            raise LyricgenError(f"{flag(fixed[0])} is fixed by the --init-from checkpoint")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
     with world.main_first() if use_cache else nullcontext():  # one rank per node fills the token cache
-        data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, use_cache=use_cache,
-                       workers=workers, progress=progress and (lambda n: progress(n, len(train_lines))))
-    side = SideModels.fit(train_lines, data.train.stream, data.vocab)
+        data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, vocab=base and base.vocab,
+                       use_cache=use_cache, workers=workers,
+                       progress=progress and (lambda n: progress(n, len(train_lines))), unit=tokenizer.unit)
+    side = SideModels.fit(train_lines, data.train.stream, data.vocab, data.val.ids)
     torch.manual_seed(config.seed)
-    model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
+    if base is None:
+        model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
+    else:
+        model = LyricsRNN(dataclasses.replace(base.model_config, **pick(options, ModelConfig)))
+        model.load_state_dict(base.weights)
     if world.rank:  # the same initial weights on every rank, then other dropout masks (each state is saved)
         torch.manual_seed(config.seed + world.rank)
     return Trainer(model, data, config, tokenizer, side, out, torch.device(device), corpus, world)

@@ -207,7 +207,7 @@ class Trainer:
             started = time.monotonic()
             with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
                 result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device,
-                               self.side.repeat)
+                               self.side.repeat, self.side.mixture, validation=True, fit_mixture=True)
             self._validation_s = time.monotonic() - started
         if self.world.distributed:
             result, self._validation_s = self.world.broadcast((result, self._validation_s))

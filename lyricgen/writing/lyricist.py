@@ -37,11 +37,11 @@ class Candidate:
 
 
 class Lyricist:
-    def __init__(self, model, vocab, originality=None, habits: Habits | None = None):
+    def __init__(self, model, vocab, originality=None, habits: Habits | None = None, mixture=None):
         self.model = model
         self.vocab = vocab
         self.originality = originality
-        self.predictor = Predictor(model)  # what generation samples from
+        self.predictor = Predictor(model, mixture)  # what generation samples from: the network mixed with the n-gram
         self._habits = habits
         self._songs = None
 
@@ -63,7 +63,7 @@ class Lyricist:
         """Everything comes from the checkpoint; no corpus is read."""
         ckpt = load_checkpoint(path)
         model = ckpt.build_model().to(torch.device(device)).eval()
-        return cls(model, ckpt.vocab, ckpt.side.originality, ckpt.side.habits)
+        return cls(model, ckpt.vocab, ckpt.side.originality, ckpt.side.habits, ckpt.side.mixture)
 
     def prompt(self, start: str) -> tuple[list[int], list[str]]:
         """Ids for the start word, and the characters left out because the model never saw them."""

@@ -1,6 +1,6 @@
 """The distribution generation samples from, stepped one token at a time for a batch of candidates.
 
-    predictor = Predictor(model)
+    predictor = Predictor(model, mixture)                  # mixture: side_models' n-gram and weight
     logp, state = predictor.start(prompt_ids, n=8)        # (8, V) log-probabilities, state of 8 rows
     logp, state = predictor.step(state, next_ids)          # next_ids (8,): one token per row
     state = predictor.select(state, torch.tensor([3, 3]))  # rows 3 and 3: keep, reorder or copy rows
@@ -32,15 +32,21 @@ def _index_hidden(hidden, index: torch.Tensor):
 
 
 class Predictor:
-    context = 0  # tokens of recent context a component needs beyond the network (0: the network alone)
-
-    def __init__(self, model):
+    def __init__(self, model, mixture=None):
         self.model = model.eval()
         self.device = next(model.parameters()).device
+        self.mixture = mixture  # scoring/mixture.py: the n-gram mixed in, or None (the network alone)
+        # tokens of recent context the n-gram reads beyond the network (0: the network alone)
+        self.context = mixture.ngram.order - 1 if mixture is not None else 0
 
     def log_probs(self, logits: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities (B, V) from the network's logits (B, V) and the recent tokens."""
-        return F.log_softmax(logits.float(), dim=-1)
+        logp = F.log_softmax(logits.float(), dim=-1)
+        if self.mixture is None:
+            return logp
+        ngram = self.mixture.ngram
+        p_ngram = ngram.dist(ngram.states(recent.cpu())).to(logp.device)  # (B, V), n-gram tables on the CPU
+        return self.mixture.mix_logp(logp, torch.log(p_ngram))
 
     @torch.no_grad()
     def start(self, ids: list[int], n: int = 1) -> tuple[torch.Tensor, State]:
