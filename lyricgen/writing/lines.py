@@ -5,10 +5,11 @@ From the state after the text so far, K rows decode token by token. Masks keep e
 line's plan: the line break is banned until the line has its minimum characters (and its minimum
 tokens) and, when it must rhyme, until its last Han character is in the required class; a token that
 would run past the maximum is banned; a row left with no allowed token dies. Within a line no token
-bigram repeats ("我的我的") and no token comes twice in a row ("疯狂疯狂"); the sampling options act as
-in plain generation (repetition penalty and no-repeat n-grams over the whole song). Sampling draws K
-rows; greedy is a beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot
-reach, song.py), so it returns the most probable lines that meet the constraints, deterministically.
+bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
+("让让让"; twice is how lyrics reduplicate: 慢慢); the sampling options act as in plain generation
+(repetition penalty and no-repeat n-grams over the whole song). Sampling draws K rows; greedy is a
+beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
+so it returns the most probable lines that meet the constraints, deterministically.
 
 Characters are counted from the tokens' text (spaces excluded), never as tokens, so the search works
 for any token unit: words and characters, or characters only. Rows that finish or die leave the
@@ -134,7 +135,13 @@ class LineSearch:
                 after_space = last == self.space
                 adj[after_space, self.space] = NEG
                 lb = torch.where(after_space, torch.full_like(lb, NEG), lb)
-            adj.scatter_(1, last.unsqueeze(1), NEG)  # no token twice in a row ("让让", "疯狂疯狂")
+            # no word twice in a row ("疯狂疯狂"); a character may double (慢慢, 轻轻: with the character
+            # unit that is how lyrics reduplicate) but never triples ("让让让")
+            twice = self.chars[last] > 1
+            if t >= 2:
+                twice |= toks[:, -2] == last
+            rows = twice.nonzero().squeeze(1)
+            adj[rows, last[rows]] = NEG
             self._ban_repeated_bigrams(adj, toks, last)
         adj[:, self.lb] = lb
         if ctx.followers:
