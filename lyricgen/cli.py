@@ -297,6 +297,8 @@ def cmd_report(args) -> int:
     writer = Lyricist.load(args.checkpoint, device)
     words = ([w.strip() for w in read_corpus(args.words) if w.strip()] if args.words
              else default_words(writer.vocab, args.songs))[:args.songs]
+    if not words:
+        raise LyricgenError("no start words: the vocabulary knows none of the default ones; pass --words")
     reference = read_corpus(args.reference) if args.reference else None
     options = given(args, SongConfig)
     modes = ("greedy", "sampled") if args.mode == "both" else (args.mode,)

@@ -194,3 +194,18 @@ def test_a_character_may_double_but_never_triple_and_a_word_never_doubles():
     assert adj[1, slow] == float("-inf")  # 慢慢 -> 慢慢慢: never three times
     assert adj[2, crazy] == float("-inf")  # 疯狂 -> 疯狂疯狂: a word never twice in a row
     assert adj[1, walk] == 0 and adj[2, slow] == 0
+
+
+def test_default_start_words_for_words_and_for_characters(cli, tiny_run, tmp_path):
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing.report import START_WORDS, default_words
+
+    words = Vocab([*SPECIALS, "月光", "我", "分开"], [0, 0, 0, 9, 8, 7])
+    assert default_words(words, 2) == ["月光", "分开"]  # a vocabulary of words: its most frequent ones
+    chars = Vocab([*SPECIALS, *"月光爱情雨"], [0, 0, 0, 5, 4, 3, 2, 1])
+    assert default_words(chars, 40) == ["月光", "爱情", "雨"]  # characters: the known START_WORDS
+    assert set(default_words(chars, 40)) <= set(START_WORDS)
+    empty = tmp_path / "none.txt"
+    empty.write_text("\n \n", encoding="utf-8")
+    rc, out, err = cli("report", "--checkpoint", tiny_run / "best.pt", "--words", empty)
+    assert rc != 0 and "none.txt" in one_error_line(err)

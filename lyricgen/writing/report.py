@@ -40,9 +40,20 @@ SCHEME_PAIRS = {"AABB": lambda j: [j - 1] if j % 2 else [], "ABAB": lambda j: [j
                 "AAAA": lambda j: [j - 1] if j else []}
 
 
+# Start words for a vocabulary of characters, which has no words to pick from: common words of
+# Chinese lyrics, chosen for this project (not taken from any corpus)
+START_WORDS = ("月光 爱情 雨 天空 回忆 微笑 思念 风 梦 故事 夜 星星 海 花 心 眼泪 秋天 春天 远方 时间 "
+               "城市 街 窗外 温柔 孤单 幸福 青春 离开 等待 相遇 未来 黑夜 阳光 晚风 旅行 告白 约定 永远 "
+               "少年 明天").split()
+
+
 def default_words(vocab, n: int) -> list[str]:
-    """The vocabulary's n most frequent entries of two or more characters: typical start words."""
-    return [t for t in vocab.most_frequent(max(n * 5, 200)) if count_chars(t) >= 2][:n]
+    """n typical start words: the vocabulary's most frequent entries of two or more characters (a
+    vocabulary of words), else START_WORDS whose characters the vocabulary knows (one of characters)."""
+    words = [t for t in vocab.most_frequent(max(n * 5, 200)) if count_chars(t) >= 2]
+    if len(words) < n:
+        words += [w for w in START_WORDS if w not in words and all(ch in vocab for ch in w)]
+    return words[:n]
 
 
 def sections(lines: list[str]) -> list[list[str]]:
