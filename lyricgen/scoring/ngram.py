@@ -75,21 +75,21 @@ class KneserNey:
         """Fit on one token stream; stream[0] is context only (e.g. a line break), the rest are targets."""
         s = torch.as_tensor(stream, dtype=_I64)
         T, V, N = s.numel(), int(vocab_size), int(order)
-        # ids of the j-gram ending at each position, j = 0..N-1 (-1 where the stream is too short)
-        ids = [torch.zeros(T, dtype=_I64)]
+        # ids of the j-gram ending at each position, j = 0..N-1 (-1 where the stream is too short);
+        # only the latest is kept, so memory stays a few T-long arrays whatever the order
+        prev = torch.zeros(T, dtype=_I64)
         ctx_keys = [None]
         for j in range(1, N):
-            key = torch.full((T,), -1, dtype=_I64)
-            ok = (torch.arange(T) >= j - 1) & (ids[j - 1] >= 0)
-            tok = torch.roll(s, j - 1)  # s[t - j + 1]
-            key[ok] = ids[j - 1][ok] * V + tok[ok]
-            uniq, inv = torch.unique(key[ok], return_inverse=True)
-            idj = torch.full((T,), -1, dtype=_I64)
-            idj[ok] = inv
-            ids.append(idj)
+            ok = (torch.arange(T) >= j - 1) & (prev >= 0)
+            key = prev[ok] * V + torch.roll(s, j - 1)[ok]  # with s[t - j + 1]
+            uniq, inv = torch.unique(key, return_inverse=True)
+            del key
+            prev = torch.full((T,), -1, dtype=_I64)
+            prev[ok] = inv
+            del ok, inv
             ctx_keys.append(uniq)
         # highest order: raw counts of (context = (N-1)-gram ending at t-1, token t), t >= 1
-        ctx = ids[N - 1][:-1]
+        ctx = prev[:-1]
         keys, counts = [None] * (N + 1), [None] * (N + 1)
         keys[N], c = torch.unique((ctx * V + s[1:])[ctx >= 0], return_counts=True)
         counts[N] = c.double()
