@@ -209,3 +209,30 @@ def test_default_start_words_for_words_and_for_characters(cli, tiny_run, tmp_pat
     empty.write_text("\n \n", encoding="utf-8")
     rc, out, err = cli("report", "--checkpoint", tiny_run / "best.pt", "--words", empty)
     assert rc != 0 and "none.txt" in one_error_line(err)
+
+
+def test_with_an_ngram_lines_end_where_corpus_lines_end(writer, tiny_lines):
+    """The line search lets a line end only after a token seen at the end of a training line, and a
+    token that fills the line to its maximum must be one: a line is not cut mid-word by its length.
+    A request with whole_words=False (song.py's fallback) lifts both."""
+    import torch
+
+    from lyricgen.text.tokenizer import tokenize_line
+    from lyricgen.writing.lines import LineRequest, SongContext
+
+    search, vocab = writer.songs.search, writer.vocab
+    enders = search.ends_line
+    assert enders is not None
+    last_tokens = {tokenize_line(line)[-1] for line in tiny_lines if line.strip()}
+    assert all(enders[vocab.index[t]] for t in last_tokens if t in vocab.index)
+    ender = next(i for i in range(len(vocab)) if enders[i] and int(search.chars[i]) == 1)
+    other = next(i for i in range(len(vocab)) if not enders[i] and int(search.chars[i]) == 1
+                 and not search.structure[i])
+    toks = torch.tensor([[ender], [other]])
+    for whole in (True, False):
+        req = LineRequest(low=1, high=3, whole_words=whole)
+        adj = search.allowed(torch.zeros(2, len(vocab)), req, SongContext([]), torch.tensor([2, 2]),
+                             torch.full((2,), -1), torch.full((2,), 1), toks)
+        assert adj[0, vocab.line_break_id] == 0  # after a token that ended lines: the line may end
+        assert (adj[1, vocab.line_break_id] == 0) is not whole  # after another one: only without whole words
+        assert (adj[0, other] == 0) is not whole  # the third character (the maximum) must end a line

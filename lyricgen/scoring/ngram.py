@@ -102,6 +102,14 @@ class KneserNey:
         discounts = [None] + [_discounts(counts[k], discount) for k in range(1, N + 1)]
         return cls(N, V, ctx_keys, keys, counts, discounts)
 
+    def followed_by(self, token: int) -> torch.Tensor:
+        """(V,) bool: the tokens seen right before `token` in the fitted stream (the bigrams "x token")."""
+        seen = torch.zeros(self.V, dtype=torch.bool)
+        if self.order >= 2:
+            bigrams = self.keys[2][self.keys[2] % self.V == token]
+            seen[self.ctx_keys[1][bigrams // self.V] % self.V] = True
+        return seen
+
     # -- contexts ---------------------------------------------------------------------------------
     def states(self, history: torch.Tensor) -> torch.Tensor:
         """(B, L) histories (newest token last; L may be 0; a negative id means no token, as in

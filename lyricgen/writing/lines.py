@@ -4,8 +4,9 @@ returned best first.
 From the state after the text so far, K rows decode token by token. Masks keep every row inside the
 line's plan: the line break is banned until the line has its minimum characters (and its minimum
 tokens) and, when it must rhyme, until its last Han character is in the required class; a token that
-would run past the maximum is banned; a row left with no allowed token dies. Within a line no token
-bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
+would run past the maximum is banned; with an n-gram, a line ends only after a token that ended a
+line in the corpus (a whole word, not "快使用双 / 棍"); a row left with no allowed token dies.
+Within a line no token bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
 ("让让让"; twice is how lyrics reduplicate: 慢慢); the sampling options act as in plain generation
 (repetition penalty and no-repeat n-grams over the whole song). Sampling draws K rows; greedy is a
 beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
@@ -37,6 +38,7 @@ class LineRequest:
     prefix_tokens: int = 0
     min_tokens: int = 1  # tokens per line, the prefix's included (StructureConfig's line bounds)
     max_tokens: int = 10**9
+    whole_words: bool = True  # end only after a token that ended a line in the corpus (with an n-gram)
 
 
 @dataclass
@@ -71,6 +73,13 @@ class LineSearch:
         self.structure = torch.zeros(self.V, dtype=torch.bool, device=device)
         self.structure[[i for i in (self.lb, self.unk, self.space) if i >= 0]] = True
         self._starts: dict[str, torch.Tensor] = {}
+        # (V,) bool: the tokens after which a line of the corpus ended (the mixture's n-gram saw "x\n").
+        # Lines end there, after whole words: never "快使用双 / 棍" mid-word. None without an n-gram.
+        mixture = getattr(predictor, "mixture", None)
+        self.ends_line = None
+        if mixture is not None:
+            self.ends_line = mixture.ngram.followed_by(self.lb).to(device)
+            self.ends_line[self.structure] = False
 
     def starts_with(self, ch: str) -> torch.Tensor:
         """(V,) bool: the entries whose text starts with `ch`."""
@@ -121,8 +130,13 @@ class LineSearch:
                 adj[:, self.space] = NEG
             if req.first_char:
                 adj[:, ~self.starts_with(req.first_char)] = NEG
-        adj.masked_fill_(chars.unsqueeze(1) + self.chars.unsqueeze(0) > req.high, NEG)
+        fills = chars.unsqueeze(1) + self.chars.unsqueeze(0)
+        adj.masked_fill_(fills > req.high, NEG)
         can_end = (chars >= req.low) & (ntok >= req.min_tokens)
+        if self.ends_line is not None and req.whole_words:  # a token that fills the line must end one
+            adj.masked_fill_((fills == req.high) & ~self.ends_line, NEG)
+            if t:
+                can_end &= self.ends_line[toks[:, -1]]
         if req.rhyme >= 0:
             can_end &= cls == req.rhyme
         forced = ntok >= req.max_tokens  # the token bounds end a line whatever else it lacks
