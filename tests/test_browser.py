@@ -6,7 +6,6 @@ is given, so selenium never tries to download one.
 """
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from lyricgen.errors import Cancelled  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
 from lyricgen.serving.engine import Engine  # noqa: E402
 from lyricgen.serving.pool import WorkerPool  # noqa: E402
+from live_server import LiveServer, wait_until  # noqa: E402
 
 TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
 TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "min_freq": 2}
@@ -30,35 +30,6 @@ DRIVER = shutil.which("chromedriver")
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver "
                                                                     "(apt-get install chromium chromium-driver)")
-
-
-def wait_until(condition, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
-class LiveServer:
-    """The app on a real uvicorn in a thread, on a free port."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        from lyricgen.serving.server import bind, url_of
-
-        sock = bind("127.0.0.1", 0)
-        self.url = url_of(sock)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        assert wait_until(lambda: self.server.started), "server did not start"
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def blocked_until(writer, gate: threading.Event):
