@@ -169,3 +169,17 @@ def format_table(figures: list[Figure]) -> str:
         mark = {True: "  met", False: "  MISSED", None: ""}[f.met]
         lines.append(f"{f.name:<{width}}  {fmt(f.value):>10}  {f.unit:<10}  {f.target}{mark}".rstrip())
     return "\n".join(lines)
+
+
+def against_import_torch(ctx: Context, cmd: list[str], repeats: int) -> dict:
+    """A whole process's wall time against `python -c "import torch"`, medians of interleaved runs
+    (so a burst of load hits both alike)."""
+    import statistics
+
+    bare = [sys.executable, "-c", "import torch"]
+    times = {"generate": [], "import_torch": []}
+    for _ in range(repeats):
+        times["generate"].append(run_checked(cmd, ctx)[1])
+        times["import_torch"].append(run_checked(bare, ctx)[1])
+    gen, bare_s = statistics.median(times["generate"]), statistics.median(times["import_torch"])
+    return {"generate_s": gen, "import_torch_s": bare_s, "ratio": gen / bare_s, "runs": times}

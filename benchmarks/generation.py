@@ -2,11 +2,9 @@
 with torch's default threads and with one), 64 sampled candidates x 100 tokens in one batch, and
 the wall time of a whole `lyricgen generate` process against `python -c "import torch"` (median of
 5 interleaved runs; the process must cost at most 1.5x the import)."""
-import statistics
-import sys
 import time
 
-from .common import Context, Section, lyricgen_cmd, run_checked
+from .common import Context, Section, against_import_torch, lyricgen_cmd
 
 STARTUP_TARGET = "<= 1.5"
 BATCH_TARGET = "<= 1"
@@ -45,13 +43,7 @@ def in_process(checkpoint) -> dict:
 
 def startup(ctx: Context, checkpoint, start: str, repeats: int) -> dict:
     generate = lyricgen_cmd("generate", "--checkpoint", checkpoint, start, "--max-tokens", 100)
-    bare = [sys.executable, "-c", "import torch"]
-    times = {"generate": [], "import_torch": []}
-    for _ in range(repeats):  # interleaved, so a burst of load hits both alike
-        times["generate"].append(run_checked(generate, ctx)[1])
-        times["import_torch"].append(run_checked(bare, ctx)[1])
-    gen, bare_s = statistics.median(times["generate"]), statistics.median(times["import_torch"])
-    return {"generate_s": gen, "import_torch_s": bare_s, "ratio": gen / bare_s, "runs": times}
+    return against_import_torch(ctx, generate, repeats)
 
 
 def run(ctx: Context) -> Section:

@@ -2,10 +2,8 @@
 sampled, the defaults (rhyme auto) and an explicit AABB scheme - beside the corpus's held-out lines;
 and the wall time of a whole `lyricgen generate` process writing one 8-line rhymed song against
 `python -c "import torch"` (median of interleaved runs)."""
-import statistics
-import sys
 
-from .common import Context, Section, lyricgen_cmd, protocol_files, run_checked, run_json
+from .common import Context, Section, against_import_torch, lyricgen_cmd, protocol_files, run_json
 
 SONGS, LINES = 40, 8
 TARGETS = {"rhyme_rate": ">= 0.45", "scheme_rate": ">= 0.95", "js_distance": "<= 0.05", "fragments": "<= 0.01",
@@ -23,13 +21,7 @@ def report(ctx: Context, checkpoint, reference, *options) -> dict:
 
 def startup(ctx: Context, checkpoint, repeats: int) -> dict:
     generate = lyricgen_cmd("generate", "--checkpoint", checkpoint, "月光", "--lines", LINES, "--rhyme", "AABB")
-    bare = [sys.executable, "-c", "import torch"]
-    times = {"generate": [], "import_torch": []}
-    for _ in range(repeats):  # interleaved, so a burst of load hits both alike
-        times["generate"].append(run_checked(generate, ctx)[1])
-        times["import_torch"].append(run_checked(bare, ctx)[1])
-    gen, bare_s = statistics.median(times["generate"]), statistics.median(times["import_torch"])
-    return {"generate_s": gen, "import_torch_s": bare_s, "ratio": gen / bare_s, "runs": times}
+    return against_import_torch(ctx, generate, repeats)
 
 
 def add_figures(section: Section, label: str, figures: dict, keys, targets: bool) -> None:
