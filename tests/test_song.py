@@ -212,13 +212,12 @@ def test_default_start_words_for_words_and_for_characters(cli, tiny_run, tmp_pat
 
 
 def test_with_an_ngram_lines_end_where_corpus_lines_end(writer, tiny_lines):
-    """The line search lets a line end only after a token seen at the end of a training line, and a
-    token that fills the line to its maximum must be one: a line is not cut mid-word by its length.
-    A request with whole_words=False (song.py's fallback) lifts both."""
+    """The line search penalises ending a line after a token never seen at the end of a training
+    line, and filling a line to its maximum with one: a line is not cut mid-word by its length."""
     import torch
 
     from lyricgen.text.tokenizer import tokenize_line
-    from lyricgen.writing.lines import LineRequest, SongContext
+    from lyricgen.writing.lines import MID_WORD_PENALTY, LineRequest, SongContext
 
     search, vocab = writer.songs.search, writer.vocab
     enders = search.ends_line
@@ -228,11 +227,9 @@ def test_with_an_ngram_lines_end_where_corpus_lines_end(writer, tiny_lines):
     ender = next(i for i in range(len(vocab)) if enders[i] and int(search.chars[i]) == 1)
     other = next(i for i in range(len(vocab)) if not enders[i] and int(search.chars[i]) == 1
                  and not search.structure[i])
-    toks = torch.tensor([[ender], [other]])
-    for whole in (True, False):
-        req = LineRequest(low=1, high=3, whole_words=whole)
-        adj = search.allowed(torch.zeros(2, len(vocab)), req, SongContext([]), torch.tensor([2, 2]),
-                             torch.full((2,), -1), torch.full((2,), 1), toks)
-        assert adj[0, vocab.line_break_id] == 0  # after a token that ended lines: the line may end
-        assert (adj[1, vocab.line_break_id] == 0) is not whole  # after another one: only without whole words
-        assert (adj[0, other] == 0) is not whole  # the third character (the maximum) must end a line
+    adj = search.allowed(torch.zeros(2, len(vocab)), LineRequest(low=1, high=3), SongContext([]),
+                         torch.tensor([2, 2]), torch.full((2,), -1), torch.full((2,), 1),
+                         torch.tensor([[ender], [other]]))
+    lb = vocab.line_break_id
+    assert adj[0, lb] == 0 and adj[1, lb] == -MID_WORD_PENALTY  # ending after a word, or mid-word
+    assert adj[0, ender] == 0 and adj[0, other] == -MID_WORD_PENALTY  # the third character fills the line

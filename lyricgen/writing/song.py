@@ -157,12 +157,10 @@ class SongWriter:
         ctx = self.search.context(history, sampling, earlier_ids)
         k = song.line_candidates
         wide = min(k * WIDEN, MAX_CANDIDATES)
-        # then ending mid-word, then without its rhyme, then anywhere inside the hard bounds (whole
-        # words first)
-        relaxed = replace(req, rhyme=-1)
+        relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
         loose = replace(relaxed, low=min(p.hard_low, req.low), high=max(p.hard_high, req.high))
         tried = []
-        for r in (req, replace(req, whole_words=False), relaxed, loose, replace(loose, whole_words=False)):
+        for r in (req, relaxed, loose):
             if r in tried:
                 continue
             tried.append(r)
