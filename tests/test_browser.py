@@ -101,7 +101,7 @@ def generate(page, start: str) -> None:
 
 def test_page_writes_a_song(page, server):
     assert "tiny_lyrics.txt" in WebDriverWait(page, 10).until(
-        lambda d: "words" in d.find_element(By.ID, "model").text and d.find_element(By.ID, "model").text)
+        lambda d: "characters" in d.find_element(By.ID, "model").text and d.find_element(By.ID, "model").text)
     generate(page, "月光")
     card = WebDriverWait(page, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".candidate .meta"))[0]
     text = page.find_element(By.CSS_SELECTOR, ".candidate .text").text

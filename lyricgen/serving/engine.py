@@ -47,6 +47,7 @@ def describe(ckpt, model_id: str, model) -> dict:
         "corpus": None if corpus is None else {"name": Path(corpus.path).name, "lines": corpus.lines,
                                                "sha256": corpus.sha256},
         "vocab_size": len(ckpt.vocab),
+        "unit": ckpt.tokenizer.unit,  # what the vocabulary holds: characters, or jieba words and characters
         "model": {**ckpt.model_config.to_dict(), "parameters": sum(p.numel() for p in model.parameters())},
         "versions": dict(ckpt.versions),
         "training": None,
