@@ -13,15 +13,12 @@ import pytest
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver")
 import httpx  # noqa: E402
-import torch  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lyricgen.errors import Cancelled  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
-from lyricgen.serving.engine import Engine  # noqa: E402
-from lyricgen.serving.pool import WorkerPool  # noqa: E402
-from live_server import LiveServer, wait_until  # noqa: E402
+from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
 TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
 TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "min_freq": 2}
@@ -50,16 +47,7 @@ def blocked_until(writer, gate: threading.Event):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from lyricgen.text.corpus import load_corpus
-    from lyricgen.training.run import start_run
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("browser-run")
-    lines, corpus = load_corpus(TINY_CORPUS)
-    trainer = start_run(lines, TINY_OPTIONS, out, "cpu", corpus, use_cache=False)
-    trainer.run()
-    engine = Engine(WorkerPool(1, 0))  # one at a time: the busy message is easy to bring about
-    engine.load(trainer.save("best.pt"), torch.device("cpu"), model_id="tiny")
+    engine = tiny_engine(tmp_path_factory.mktemp("browser-run"), TINY_CORPUS, TINY_OPTIONS, "tiny")
     yield engine
     engine.pool.shutdown()
 

@@ -11,14 +11,11 @@ import pytest
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 import httpx  # noqa: E402
-import torch  # noqa: E402
 
 from lyricgen.errors import Cancelled  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
-from lyricgen.serving.engine import Engine  # noqa: E402
 from lyricgen.serving.openai_api import cut_at_stop, visible_text  # noqa: E402
-from lyricgen.serving.pool import WorkerPool  # noqa: E402
-from live_server import LiveServer, wait_until  # noqa: E402
+from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
 TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
 TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "unit": "word",
@@ -28,16 +25,7 @@ MODEL = "tiny-lyrics"
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from lyricgen.text.corpus import load_corpus
-    from lyricgen.training.run import start_run
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("openai-run")
-    lines, corpus = load_corpus(TINY_CORPUS)
-    trainer = start_run(lines, TINY_OPTIONS, out, "cpu", corpus, use_cache=False)
-    trainer.run()
-    engine = Engine(WorkerPool(1, 0))  # one at a time: a second request while one runs is refused
-    engine.load(trainer.save("best.pt"), torch.device("cpu"), model_id=MODEL)
+    engine = tiny_engine(tmp_path_factory.mktemp("openai-run"), TINY_CORPUS, TINY_OPTIONS, MODEL)
     yield engine
     engine.pool.shutdown()
 
