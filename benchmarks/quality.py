@@ -53,7 +53,7 @@ def ngram_baseline(ctx: Context) -> dict:
 
     import torch
 
-    from lyricgen.scoring.ngram import KneserNey
+    from lyricgen.fitted.ngram import KneserNey
     from lyricgen.scoring.score import UNK_CHAR_BITS
     from lyricgen.text.corpus import read_corpus
     from lyricgen.text.tokenizer import normalize_line

@@ -7,7 +7,7 @@ is refused by that loader. Saving is atomic (fileio.atomic_write).
 
     format, format_version, versions          what wrote it (lyricgen, torch, jieba)
     model_config, tokenizer, vocab, model     the network: its shape, tokenizer settings, ids, weights
-    side_models                               unk, repeat and originality (side_models.py)
+    side_models                               what is fitted beside the network (fitted/)
     corpus                                    path, sha256, lines, encoding (resume checks it)
     training                                  config, state, optimizer, rng: only what resume needs;
                                               and, from torchrun runs only, world_size (processes;
@@ -16,7 +16,8 @@ is refused by that loader. Saving is atomic (fileio.atomic_write).
 Format 1 (lyricgen 0.1) kept the side models and the training state at the top level, with a
 ReduceLROnPlateau scheduler; `from_dict` converts it, so those files keep loading and resuming.
 """
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -25,14 +26,44 @@ from ._version import __version__
 from .config import ModelConfig, TokenizerConfig, TrainConfig
 from .errors import LyricgenError
 from .fileio import atomic_write
-from .side_models import SideModels
+from .fitted import SideModels
 from .text.corpus import CorpusInfo
 from .text.vocab import Vocab
-from .training.state import RunState
 
 FORMAT = "lyricgen-checkpoint"
 FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format", "format_version", "model_config", "tokenizer", "vocab", "model")
+
+
+@dataclass
+class RunState:
+    """The counters of a training run: what a checkpoint must carry for resume to be exact."""
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0  # completed batches of the epoch in progress
+    step: int = 0  # optimizer steps so far
+    epoch_loss_sum: float = 0.0  # sum of token losses in the epoch in progress
+    epoch_tokens: int = 0
+    epoch_train_s: float = 0.0  # time spent in optimizer steps in the epoch in progress
+    # best.pt holds the model of the best validation loss seen at any point (an epoch end, or the
+    # validation that ends a time budget mid-epoch) ...
+    best_loss: float = math.inf
+    # ... while the learning-rate schedule and early stopping follow epoch ends only, so that a run
+    # stopped mid-epoch and resumed takes the very decisions an uninterrupted one takes
+    period_best: float = math.inf  # best validation loss at an epoch end
+    period_ref: float = math.inf  # period_best when the last period ended
+    period_start_step: int = 0
+    bad_periods: int = 0  # periods in a row without a better validation loss: early stopping
+    lr_bad_periods: int = 0  # the same, since the learning rate was last cut
+    elapsed_s: float = 0.0  # training wall time over all invocations
+    metrics: list = field(default_factory=list)  # one row per validation (metrics.csv)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunState":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass

@@ -12,10 +12,13 @@
 The defaults are the measured best per CPU-minute (docs/tuning.md). No torch here, so that parsing
 options and printing `--help` are fast.
 """
+import os
+import re
 from dataclasses import dataclass, field
 
 from .errors import OptionError
 from .options import EXTEND, PER_RUN, Config, option
+from .text.rhyme import parse_class
 
 CELLS = ("rnn", "gru", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
@@ -24,6 +27,11 @@ SEED_MAX = 2**32 - 1
 MAX_TOKENS = 100_000  # per candidate; lyrics are far shorter, this only keeps memory sane
 MAX_SAMPLES = 4_096
 DEFAULT_MAX_TOKENS = 100  # per candidate, when neither --max-tokens nor a number of lines says otherwise
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says; else all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -93,11 +101,7 @@ class RunConfig(Config):
 
     def tokenize_workers(self) -> int:
         """--workers, else the cores this process may run on."""
-        import os
-
-        if self.workers:
-            return self.workers
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.workers or usable_cores()
 
 
 @dataclass
@@ -156,13 +160,56 @@ class StructureConfig(Config):
             raise OptionError("min_line_tokens cannot exceed max_line_tokens")
 
 
-RHYME_SCHEMES = ("auto", "AABB", "ABAB", "AAAA", "none")
+# The rhyme schemes, once: for line j of a section, the earlier line of the section it must rhyme
+# with (None: free). `auto` is not here: it follows the corpus's habit (writing/form.py).
+RHYME_LINKS = {"AABB": lambda j: j - 1 if j % 2 else None, "ABAB": lambda j: j - 2 if j >= 2 else None,
+               "AAAA": lambda j: j - 1 if j else None, "none": lambda j: None}
+RHYME_SCHEMES = ("auto", *RHYME_LINKS)
+# Section names, with their Chinese names; only a chorus repeats (its first text, verbatim).
+SECTIONS = {"verse": "verse", "主歌": "verse", "prechorus": "prechorus", "pre": "prechorus", "导歌": "prechorus",
+            "chorus": "chorus", "副歌": "chorus", "bridge": "bridge", "桥段": "bridge", "outro": "outro",
+            "尾声": "outro"}
+REPEATED = "chorus"
+MAX_SECTION_LINES = 64
+MAX_LINE_CHARS = 64
+
+
+def parse_form(text: str) -> list[tuple[str, int | None]]:
+    """"verse:4 chorus chorus" -> [("verse", 4), ("chorus", None), ("chorus", None)] (None: the
+    corpus's usual section length). Sections are separated by spaces or commas."""
+    items = [x for x in re.split(r"[\s,，]+", text.strip()) if x]
+    if not items:
+        raise OptionError("form is empty: name sections, e.g. \"verse:4 chorus:4\"")
+    sections = []
+    for item in items:
+        name, _, count = item.partition(":")
+        key = SECTIONS.get(name.lower())
+        if key is None:
+            raise OptionError(f"form: unknown section {name!r}; use {', '.join(k for k in SECTIONS if k.isascii())}"
+                              " (or 主歌 导歌 副歌 桥段 尾声), each optionally :LINES")
+        if count and not (count.isdigit() and 1 <= int(count) <= MAX_SECTION_LINES):
+            raise OptionError(f"form: {item!r} needs a line count from 1 to {MAX_SECTION_LINES} after the colon")
+        sections.append((key, int(count) if count else None))
+    return sections
+
+
+def parse_line_chars(text: str) -> tuple[int, int]:
+    """"6-10" -> (6, 10); "8" -> (8, 8)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if not m:
+        raise OptionError(f"line_chars must be MIN-MAX characters, e.g. 6-10, got {text!r}")
+    low, high = int(m.group(1)), int(m.group(2) or m.group(1))
+    if not 1 <= low <= high <= MAX_LINE_CHARS:
+        raise OptionError(f"line_chars must satisfy 1 <= MIN <= MAX <= {MAX_LINE_CHARS}, got {text!r}")
+    return low, high
+
+
 
 
 @dataclass
 class SongConfig(Config):
     """A song's shape: written line by line, each line's length, rhyme and first character planned
-    (writing/form.py). Left at their defaults they follow the corpus's habits (writing/habits.py)."""
+    (writing/form.py). Left at their defaults they follow the corpus's habits (fitted/habits.py)."""
     rhyme: str = option("auto", "rhyme scheme: auto = the corpus's habit; AABB, ABAB, AAAA, or none",
                         choices=RHYME_SCHEMES)
     rhyme_class: str | None = option(None, "the rhyme of the first rhyme group (the first line and those rhyming "
@@ -183,9 +230,6 @@ class SongConfig(Config):
                          "rhyme or form (the default writes line by line to the corpus's habits)")
 
     def check(self) -> None:
-        from .text.rhyme import parse_class
-        from .writing.form import parse_form, parse_line_chars
-
         if self.rhyme_class is not None:
             try:
                 parse_class(self.rhyme_class)

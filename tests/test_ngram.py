@@ -1,4 +1,4 @@
-"""scoring/ngram.py: Kneser-Ney against a naive dict-based reference, normalisation, the two context
+"""fitted/ngram.py: Kneser-Ney against a naive dict-based reference, normalisation, the two context
 paths (a stream for scoring, histories for generation), and a weights_only round trip."""
 import io
 from collections import Counter, defaultdict
@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 
-from lyricgen.scoring.ngram import KneserNey
+from lyricgen.fitted.ngram import KneserNey
 
 
 def naive_kn(stream, V, N, D):

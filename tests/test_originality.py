@@ -1,11 +1,11 @@
-"""writing/originality.py: copied lines and the longest copied span, from hashes of the training lines
+"""fitted/originality.py: copied lines and the longest copied span, from hashes of the training lines
 (the checkpoint never holds the corpus text)."""
 import numpy as np
 import pytest
 import torch
 
 from conftest import OVERFIT_LINES as LINES
-from lyricgen.writing.originality import MAX_LINE, MAX_SPAN, MIN_SPAN, Originality, blake2b_hash, poly_hash
+from lyricgen.fitted.originality import MAX_LINE, MAX_SPAN, MIN_SPAN, Originality, blake2b_hash, poly_hash
 
 UNRELATED = "电脑键盘坏掉"  # no two consecutive characters of it occur together in LINES
 

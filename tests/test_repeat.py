@@ -1,11 +1,11 @@
-"""scoring/repeat.py: the repeat model follows the most recent match, is calibrated on the training
+"""fitted/repeat.py: the repeat model follows the most recent match, is calibrated on the training
 stream, and mixes into the network's distribution as a proper mixture."""
 import math
 
 import pytest
 import torch
 
-from lyricgen.scoring.repeat import MAX_MATCH, MIN_MATCH, RepeatModel, predictions
+from lyricgen.fitted.repeat import MAX_MATCH, MIN_MATCH, RepeatModel, predictions
 
 
 def test_predictions_follow_the_most_recent_match():

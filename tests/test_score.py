@@ -7,9 +7,9 @@ import torch
 
 from lyricgen.config import ModelConfig
 from lyricgen.model import LyricsRNN
-from lyricgen.scoring.repeat import RepeatModel
+from lyricgen.fitted.repeat import RepeatModel
 from lyricgen.scoring.score import UNK_CHAR_BITS, Score, Text, count_chars, score, token_nll
-from lyricgen.scoring.unk import UnkModel
+from lyricgen.fitted.unk import UnkModel
 from lyricgen.text.vocab import Vocab
 
 CPU = torch.device("cpu")

@@ -1,14 +1,14 @@
-"""side_models.py: the unk, repeat and originality models are fitted on the training part and carried
+"""fitted/ (SideModels): the unk, repeat and originality models are fitted on the training part and carried
 through the checkpoint."""
 import numpy as np
 import torch
 
-from lyricgen.scoring.repeat import RepeatModel
-from lyricgen.scoring.unk import UnkModel
-from lyricgen.side_models import SideModels
+from lyricgen.fitted.repeat import RepeatModel
+from lyricgen.fitted.unk import UnkModel
+from lyricgen.fitted import SideModels
 from lyricgen.text.corpus import split_lines
 from lyricgen.training.data import prepare
-from lyricgen.writing.originality import Originality
+from lyricgen.fitted.originality import Originality
 
 
 def _fitted(tiny_lines):

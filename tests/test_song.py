@@ -7,10 +7,10 @@ import pytest
 
 from conftest import one_error_line
 from lyricgen.text.rhyme import NAMES, rhyme_id
-from lyricgen.writing.habits import Habits, count_chars
+from lyricgen.fitted.habits import Habits, count_chars
 from lyricgen.writing.loops import repeats_a_line
 from lyricgen.writing.lyricist import Lyricist
-from lyricgen.writing.originality import Originality
+from lyricgen.fitted.originality import Originality
 from lyricgen.writing.report import js_divergence, reference_songs, scheme_rate, sections, song_figures
 
 SAMPLED = {"temperature": 1.0, "top_p": 0.95, "seed": 3}

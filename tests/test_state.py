@@ -1,9 +1,9 @@
-"""training/state.py: the run's counters survive the checkpoint's plain-dict form exactly."""
+"""checkpoint.py (RunState): the run's counters survive the checkpoint's plain-dict form exactly."""
 import math
 
 import torch
 
-from lyricgen.training.state import RunState
+from lyricgen.checkpoint import RunState
 
 
 def test_run_state_round_trips_through_a_safe_load(tmp_path):

@@ -13,7 +13,7 @@ from lyricgen.model import LyricsRNN
 from lyricgen.scoring.score import Score
 from lyricgen.training import trainer as trainer_module
 from lyricgen.training.data import num_batches
-from lyricgen.training.state import RunState
+from lyricgen.checkpoint import RunState
 from lyricgen.training.trainer import METRIC_FIELDS, Trainer, end_period, make_optimizer, train_step
 
 REQUIRED_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "tokens_per_s", "elapsed_s"]

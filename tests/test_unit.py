@@ -8,7 +8,7 @@ import torch
 
 from lyricgen.checkpoint import from_dict, load_checkpoint, to_dict
 from lyricgen.scoring.score import Text, score_parts
-from lyricgen.scoring.unk import UnkModel
+from lyricgen.fitted.unk import UnkModel
 from lyricgen.text.tokenizer import tokenize_lines
 from lyricgen.text.vocab import SPECIALS, Vocab
 from lyricgen.training.run import start_run

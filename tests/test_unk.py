@@ -1,7 +1,7 @@
-"""scoring/unk.py: the Good-Turing probability of a character never seen in training."""
+"""fitted/unk.py: the Good-Turing probability of a character never seen in training."""
 import pytest
 
-from lyricgen.scoring.unk import UnkModel
+from lyricgen.fitted.unk import UnkModel
 from lyricgen.text.vocab import Vocab
 
 

@@ -1,3 +1,3 @@
-"""Scoring: held-out perplexity and open-vocabulary bits per character (score), the side models
-that complete the network's distribution for scoring (unk: unseen characters; repeat: choruses),
-and scoring a text file with a checkpoint (evaluate)."""
+"""Scoring: held-out perplexity and open-vocabulary bits per character of a model and its side
+models (score), and scoring a text file with a checkpoint (evaluate). The side models themselves
+(unk, repeat, the n-gram mixture) are fitted beside the network: see fitted/."""

@@ -117,7 +117,7 @@ def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None
     parts = {"network": make(nll)}
     model_nll = nll
     if mixture is not None and text.ids:
-        from .mixture import ngram_logp
+        from ..fitted.mixture import ngram_logp
 
         if validation and mixture.val_logp is not None and mixture.val_logp.numel() == len(text.ids):
             ng = with_unk(mixture.val_logp, text.ids, vocab.unk_id, unk.prob)

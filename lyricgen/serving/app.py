@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from .._version import __version__
 from ..config import SAMPLE_PRESET
 from .http import (SSE_HEADERS, ApiError, BodyLimit, ClientGone, TokenStream, await_job, error_response,
-                   from_exception, is_openai, log, sse, validation_error)
+                   from_exception, is_openai, log, ready_engine, sse, validation_error)
 from .schema import MAX_BODY_BYTES, MAX_START_CHARS, generate_request_model, given_options, option_specs
 
 # The page may talk to this server only: nothing from elsewhere, so it works offline by construction.
@@ -35,14 +35,6 @@ PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
 
 def page_html() -> str:
     return importlib.resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
-
-
-def ready_engine(engine):
-    if engine.error is not None:
-        raise ApiError(503, f"the model could not be loaded: {engine.error}", "load_failed")
-    if not engine.ready.is_set():
-        raise ApiError(503, "the model is still loading", "loading", headers={"Retry-After": "2"})
-    return engine
 
 
 def result_body(engine, prepared, candidates, elapsed: float) -> dict:

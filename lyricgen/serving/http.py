@@ -40,6 +40,15 @@ def is_openai(path: str) -> bool:
     return path.startswith("/v1/")
 
 
+def ready_engine(engine):
+    """The engine, once its model has loaded; else the 503 that says why not."""
+    if engine.error is not None:
+        raise ApiError(503, f"the model could not be loaded: {engine.error}", "load_failed")
+    if not engine.ready.is_set():
+        raise ApiError(503, "the model is still loading", "loading", headers={"Retry-After": "2"})
+    return engine
+
+
 def error_response(path: str, err: ApiError) -> JSONResponse:
     if is_openai(path):
         kind = "invalid_request_error" if err.status < 500 else "server_error"

@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ..config import SAMPLE_PRESET
 from ..errors import Cancelled
-from .http import SSE_HEADERS, ApiError, ClientGone, TokenStream, await_job, from_exception, sse
+from .http import SSE_HEADERS, ApiError, ClientGone, TokenStream, await_job, from_exception, ready_engine, sse
 from .schema import CAPS, MAX_START_CHARS, STRICT, field_info, given_options, option_fields, option_specs
 
 MAX_STOP = 4  # as OpenAI
@@ -162,8 +162,6 @@ class Completion:
 
 @router.post("/v1/completions")
 async def completions(request: Request, body: CompletionRequest):  # noqa: F821 (built above)
-    from .app import ready_engine
-
     engine = ready_engine(request.app.state.engine)
     try:
         prompt, stops = check_request(body, engine)

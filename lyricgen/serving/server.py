@@ -10,12 +10,11 @@ process (one per worker on the CPU, runtime.generation_threads). Ctrl-C or SIGTE
 requests, gives streams in flight a few seconds, then cancels what is left.
 """
 import ipaddress
-import os
 import socket
 import threading
 from pathlib import Path
 
-from ..config import ServeConfig
+from ..config import ServeConfig, usable_cores
 from ..errors import LyricgenError
 
 MAX_DEFAULT_WORKERS = 8
@@ -24,11 +23,7 @@ GRACEFUL_SHUTDOWN_S = 5
 
 def default_workers() -> int:
     """One worker per CPU core this process may use (taskset and cgroups included where visible)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_DEFAULT_WORKERS))
+    return max(1, min(usable_cores(), MAX_DEFAULT_WORKERS))
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -25,7 +25,7 @@ from ..errors import LyricgenError
 from ..model import LyricsRNN
 from ..options import EXTEND, PER_RUN, flag, pick
 from ..runtime import make_deterministic, resolve_device
-from ..side_models import SideModels
+from ..fitted import SideModels
 from ..text.corpus import CorpusInfo, load_corpus, split_lines
 from .data import prepare
 from .distributed import SINGLE, World

@@ -23,17 +23,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import Checkpoint, TrainingState, current_versions, save_checkpoint
+from ..checkpoint import Checkpoint, RunState, TrainingState, current_versions, save_checkpoint
 from ..config import TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
 from ..fileio import atomic_write
 from ..runtime import amp_dtype, cpu_threads
 from ..scoring.score import score, token_nll
-from ..side_models import SideModels
+from ..fitted import SideModels
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Prepared, epoch_order, num_batches
 from .distributed import SINGLE, World
-from .state import RunState
 
 MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_bpc", "val_loss", "val_ppl", "val_bpc_open",

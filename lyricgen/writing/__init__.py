@@ -1,3 +1,4 @@
 """Writing: choosing the next token (sampling), writing a text token by token under structure
-bounds (generate), the loaded-model API (lyricist), the interactive session (session), and what we
-measure of a text: its copying from the corpus (originality) and its loops (loops)."""
+bounds (generate), a song's plan (form), one line under constraints (lines), a song line by line
+(song), the loaded-model API (lyricist), the interactive session (session), loops (loops) and the
+report on written songs (report). Copying from the corpus is measured by fitted/originality."""

@@ -6,54 +6,15 @@
     --line-chars 6-10                              characters per line (default: the corpus's spread)
     --acrostic 春夏秋冬                             藏头: line i starts with the i-th character
 
-No torch here: the parsers also check the options when a config is made (config.SongConfig).
+The option parsers (parse_form, parse_line_chars) live beside the config they check (config.py).
 """
 import random
-import re
 from dataclasses import dataclass
 
+from ..config import MAX_LINE_CHARS, REPEATED, RHYME_LINKS, parse_form
 from ..errors import OptionError
 
-SCHEMES = ("auto", "AABB", "ABAB", "AAAA", "none")
-# Section names, with their Chinese names; only a chorus repeats (its first text, verbatim).
-SECTIONS = {"verse": "verse", "主歌": "verse", "prechorus": "prechorus", "pre": "prechorus", "导歌": "prechorus",
-            "chorus": "chorus", "副歌": "chorus", "bridge": "bridge", "桥段": "bridge", "outro": "outro",
-            "尾声": "outro"}
-REPEATED = "chorus"
-MAX_SECTION_LINES = 64
-MAX_LINE_CHARS = 64
 LENGTH_SLACK = 0  # a line may end this many characters either side of its drawn length
-
-
-def parse_form(text: str) -> list[tuple[str, int | None]]:
-    """"verse:4 chorus chorus" -> [("verse", 4), ("chorus", None), ("chorus", None)] (None: the
-    corpus's usual section length). Sections are separated by spaces or commas."""
-    items = [x for x in re.split(r"[\s,，]+", text.strip()) if x]
-    if not items:
-        raise OptionError("form is empty: name sections, e.g. \"verse:4 chorus:4\"")
-    sections = []
-    for item in items:
-        name, _, count = item.partition(":")
-        key = SECTIONS.get(name.lower())
-        if key is None:
-            raise OptionError(f"form: unknown section {name!r}; use {', '.join(k for k in SECTIONS if k.isascii())}"
-                              " (or 主歌 导歌 副歌 桥段 尾声), each optionally :LINES")
-        if count and not (count.isdigit() and 1 <= int(count) <= MAX_SECTION_LINES):
-            raise OptionError(f"form: {item!r} needs a line count from 1 to {MAX_SECTION_LINES} after the colon")
-        sections.append((key, int(count) if count else None))
-    return sections
-
-
-def parse_line_chars(text: str) -> tuple[int, int]:
-    """"6-10" -> (6, 10); "8" -> (8, 8)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
-    if not m:
-        raise OptionError(f"line_chars must be MIN-MAX characters, e.g. 6-10, got {text!r}")
-    low, high = int(m.group(1)), int(m.group(2) or m.group(1))
-    if not 1 <= low <= high <= MAX_LINE_CHARS:
-        raise OptionError(f"line_chars must satisfy 1 <= MIN <= MAX <= {MAX_LINE_CHARS}, got {text!r}")
-    return low, high
-
 
 @dataclass
 class LinePlan:
@@ -130,14 +91,8 @@ def rhyme_links(scheme: str, count: int, habits, rng: random.Random) -> list[int
     auto follows the corpus: a line rhymes with the line before at the corpus's adjacent rate, less
     what chance gives (two free lines rhyme by chance as often as the class shares say); otherwise
     with the line before that, at its ABAB rate."""
-    if scheme == "AABB":
-        return [j - 1 if j % 2 else None for j in range(count)]
-    if scheme == "ABAB":
-        return [j - 2 if j >= 2 else None for j in range(count)]
-    if scheme == "AAAA":
-        return [j - 1 if j else None for j in range(count)]
-    if scheme == "none":
-        return [None] * count
+    if scheme in RHYME_LINKS:
+        return [RHYME_LINKS[scheme](j) for j in range(count)]
     chance = habits.rhyme_chance
     adjacent = max(0.0, (habits.rhyme_adjacent - chance) / (1 - chance))
     alternate = max(0.0, (habits.rhyme_alternate_only / max(1 - habits.rhyme_adjacent, 1e-9) - chance) / (1 - chance))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .habits import count_chars
+from ..fitted.habits import count_chars
 from .sampling import choose_next, penalize_repeats
 
 NEG = float("-inf")

@@ -17,9 +17,9 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, generation_configs
 from ..errors import LyricgenError
+from ..fitted.habits import Habits
 from ..text.tokenizer import normalize_line
 from .generate import generate_ids, resolve_start
-from .habits import Habits
 from .predictor import Predictor
 from .song import SongWriter
 

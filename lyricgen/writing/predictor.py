@@ -35,7 +35,7 @@ class Predictor:
     def __init__(self, model, mixture=None):
         self.model = model.eval()
         self.device = next(model.parameters()).device
-        self.mixture = mixture  # scoring/mixture.py: the n-gram mixed in, or None (the network alone)
+        self.mixture = mixture  # fitted/mixture.py: the n-gram mixed in, or None (the network alone)
         # tokens of recent context the n-gram reads beyond the network (0: the network alone)
         self.context = mixture.ngram.order - 1 if mixture is not None else 0
 

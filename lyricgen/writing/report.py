@@ -28,16 +28,14 @@ import math
 import random
 import time
 
-from ..config import SAMPLE_PRESET
+from ..config import RHYME_LINKS, SAMPLE_PRESET
+from ..fitted.habits import FRAGMENT_CHARS, count_chars
 from ..text.rhyme import adjacent_rhyme_rate, rhyme_id
 from ..text.tokenizer import normalize_line
-from .habits import FRAGMENT_CHARS, count_chars
 from .loops import repeats_a_line
 from .song import COPY_SPAN
 
 FLOOR_DRAWS = 200  # samples drawn from the corpus's distribution to estimate the distance's floor
-SCHEME_PAIRS = {"AABB": lambda j: [j - 1] if j % 2 else [], "ABAB": lambda j: [j - 2] if j >= 2 else [],
-                "AAAA": lambda j: [j - 1] if j else []}
 
 
 # Start words for a vocabulary of characters, which has no words to pick from: common words of
@@ -71,14 +69,15 @@ def sections(lines: list[str]) -> list[list[str]]:
 
 def scheme_rate(songs: list[list[str]], scheme: str) -> float | None:
     """Share of the line pairs an explicit scheme asks to rhyme (inside each section) that rhyme."""
-    if scheme not in SCHEME_PAIRS:
+    if scheme not in RHYME_LINKS or scheme == "none":
         return None
     asked = hit = 0
     for song in songs:
         for block in sections(song):
             ids = [rhyme_id(line) for line in block]
             for j in range(len(block)):
-                for k in SCHEME_PAIRS[scheme](j):
+                k = RHYME_LINKS[scheme](j)
+                if k is not None:
                     asked += 1
                     hit += ids[j] >= 0 and ids[j] == ids[k]
     return hit / asked if asked else None

@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import token_budget
+from ..config import parse_line_chars, token_budget
 from ..errors import Cancelled, OptionError
+from ..fitted.habits import count_chars
 from ..text.rhyme import parse_class
 from ..text.tokenizer import normalize_line
-from .form import parse_line_chars, plan_song, sections_of
-from .habits import count_chars
+from .form import plan_song, sections_of
 from .lines import LineRequest, LineSearch
 from .loops import repeats_a_phrase
 from .sampling import make_generator

@@ -1,6 +1,6 @@
 """Interpolated Kneser-Ney n-gram language model over integer token ids, held in torch tensors.
 
-The classic baseline, and the component the network is mixed with (side_models.py): counting
+The classic baseline, and the component the network is mixed with (mixture.py): counting
 characters predicts held-out lyrics better than a network trained for minutes (docs/tuning.md), and
 the mixture of the two beats both. Torch only, vectorised: fitting is a handful of torch.unique calls per order, so a
 1.7M-token stream fits in seconds. The same object scores a stream (probability of each target) and

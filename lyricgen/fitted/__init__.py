@@ -1,23 +1,26 @@
-"""The small models fitted beside the network, in one place, and carried in the checkpoint.
+"""Fitted: what is fitted beside the network at training time and carried in the checkpoint.
 
-    unk          UnkModel (scoring/unk.py): probability of a character never seen in training
-    repeat       RepeatModel (scoring/repeat.py): lyrics repeat their choruses; scoring only
-    originality  Originality (writing/originality.py): hashes of the training lines, so generation
-                 can report and avoid copying without the corpus
-    habits       Habits (writing/habits.py): line lengths, rhyme and sections of the corpus, which
+One package, below checkpoint.py (which stores them) and above text/ (which they read):
+
+    unk          UnkModel (unk.py): probability of a character never seen in training
+    repeat       RepeatModel (repeat.py): lyrics repeat their choruses; scoring only
+    originality  Originality (originality.py): hashes of the training lines, so generation can
+                 report and avoid copying without the corpus
+    habits       Habits (habits.py): line lengths, rhyme and sections of the corpus, which
                  generation follows; None in checkpoints older than them (Lyricist fills it in)
-    mixture      Mixture (scoring/mixture.py): the n-gram the network is mixed with, and its weight;
-                 generation samples from that mixture (None in checkpoints from before it)
+    mixture      Mixture (mixture.py, over the Kneser-Ney n-gram of ngram.py): the n-gram the
+                 network is mixed with, and its weight; generation samples from that mixture
+                 (None in checkpoints from before it)
 
 Each has fit / to_dict / from_dict; `SideModels.fit` fits them all from the training part.
 """
 from dataclasses import dataclass, field
 
-from .scoring.mixture import Mixture
-from .scoring.repeat import RepeatModel
-from .scoring.unk import UnkModel
-from .writing.habits import Habits
-from .writing.originality import Originality
+from .habits import Habits
+from .mixture import Mixture
+from .originality import Originality
+from .repeat import RepeatModel
+from .unk import UnkModel
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
     p(w | h) = weight * p_net(w | h) + (1 - weight) * p_ngram(w | h)
 
-Counting characters (scoring/ngram.py) predicts held-out lyrics better than a network trained for
+Counting characters (fitted/ngram.py) predicts held-out lyrics better than a network trained for
 a few CPU minutes, and the two err differently, so their mixture beats both (docs/tuning.md: a
 single weight did as well as weights per n-gram context order). At the start of a run the n-gram
 is fitted twice: on the training stream alone, to score the validation text once (`val_logp`, kept
