@@ -127,15 +127,16 @@ def _poetry_corpora(table: dict) -> dict:
     """The chinese-poetry corpora of corpora.json; a bundle's members come before it in the file."""
     corpora = {}
     for name, c in table["corpora"].items():
-        common = (name, c["description"], POETRY_LICENCE, f"data/{name}.txt", POETRY_URL)
-        if "members" in c:
-            members = tuple((corpora | CORPORA)[m] for m in c["members"])
+        members = tuple((corpora | CORPORA)[m] for m in c.get("members", ()))
+        traditional = c.get("traditional", False) or any(m.traditional for m in members)
+        description = c["description"] + ("; from traditional characters: needs OpenCC" if traditional else "")
+        common = (name, description, POETRY_LICENCE, f"data/{name}.txt", POETRY_URL)
+        if members:
             files = tuple((f"{m.folder}/{f}" if m.folder else f, h) for m in members for f, h in m.files)
-            corpora[name] = Corpus(*common, files, c["text_sha256"], members=members,
-                                   traditional=any(m.traditional for m in members))
+            corpora[name] = Corpus(*common, files, c["text_sha256"], members=members, traditional=traditional)
         else:
             corpora[name] = Corpus(*common, tuple(map(tuple, c["files"])), c["text_sha256"],
-                                   rules="sentences", traditional=c["traditional"])
+                                   rules="sentences", traditional=traditional)
     return corpora
 
 
