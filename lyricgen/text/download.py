@@ -117,8 +117,7 @@ CORPORA = {
         "f0cab49f5d00e736c7201a0e2aa9c8dd72da1940c9491b309e4cc657be0faa48", member="jaychou_lyrics.txt"),
     "songci": Corpus(
         "songci", "全宋词: 21,050 ci (Song dynasty song lyrics), 159,000 lines, 1.7 million characters",
-        "public domain texts; chinese-poetry/chinese-poetry's JSON is MIT-licensed", "data/songci.txt",
-        f"https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/{SONGCI_COMMIT}/宋词",
+        POETRY_LICENCE, "data/songci.txt", f"{POETRY_URL}/宋词",
         _songci_files(), "204b8b59a52893911dde996e128ba7dba85b4173696fa7bfba75117a132fada1", folder="宋词"),
 }
 
@@ -212,7 +211,7 @@ def songci_text(files: list[bytes]) -> bytes:
 
 # The other collections: a sentence is a line. Editors' notes in brackets go with their contents,
 # innermost first (notes nest); marks that only quote or name a title go alone.
-_NOTE = re.compile(r"[（(][^（）()]*[）)]|〖[^〖〗]*〗|［[^［］]*］|〔[^〔〕]*〕|<[^<>]*>|\[[\x00-\x7f]*\]")
+_NOTE = re.compile(r"[（(][^（）()]*[）)]|〖[^〖〗]*〗|［[^［］]*］|〔[^〔〕]*〕|<[^<>]*>|\[[0-9A-Za-z.]*\]")
 _MARK = re.compile(r"[“”‘’「」『』《》〈〉\"\[\]]")
 _STOP = re.compile(r"[。！？!?．.…#]+")  # '##' separates paragraphs in 幽梦影
 _SPACE = re.compile(r"[\s，、；：,;:—-]+")
