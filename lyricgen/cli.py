@@ -351,9 +351,10 @@ def add_download(sub) -> None:
     a = p.add_argument
     a("name", nargs="?", choices=sorted(CORPORA), help="corpus to fetch (--list shows them)")
     a("--list", action="store_true", help="show the corpora that can be fetched, with their licences")
-    a("--url", help="fetch from this address instead: a mirror of the zip, or of the folder of files")
+    a("--url", help="fetch from this address instead: a mirror of the zip, or of the chinese-poetry repository "
+                    "(songci: of its 宋词 folder)")
     a("--sha256", help="expected sha256 of the zip (jaychou; default: the published one)")
-    a("--out", type=Path, help="where to write the text (default: data/jaychou_lyrics.txt, data/songci.txt)")
+    a("--out", type=Path, help="where to write the text (default: data/NAME.txt; jaychou: data/jaychou_lyrics.txt)")
     a("--force", action="store_true", help="replace an existing file whose content differs")
     p.set_defaults(func=cmd_download)
 
@@ -362,8 +363,9 @@ def cmd_download(args) -> int:
     from .text.download import CORPORA, download
 
     if args.list:
+        width = max(map(len, CORPORA))
         for c in CORPORA.values():
-            print(f"{c.name:8s} {c.description}\n{'':8s} licence: {c.licence}; writes {c.out}")
+            print(f"{c.name:{width}s} {c.description}\n{'':{width}s} licence: {c.licence}; writes {c.out}")
         return 0
     if args.name is None:
         raise LyricgenError(f"name a corpus to fetch: {', '.join(sorted(CORPORA))} (or --list)")
