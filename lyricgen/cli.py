@@ -338,8 +338,9 @@ def cmd_download(args) -> int:
 
     command = DownloadConfig(**given(args, DownloadConfig))
     if command.list:
+        width = max(map(len, CORPORA))
         for c in CORPORA.values():
-            print(f"{c.name:8s} {c.description}\n{'':8s} licence: {c.licence}; writes {c.out}")
+            print(f"{c.name:{width}s} {c.description}\n{'':{width}s} licence: {c.licence}; writes {c.out}")
         return 0
     if args.name is None:
         raise LyricgenError(f"name a corpus to fetch: {', '.join(sorted(CORPORA))} (or --list)")

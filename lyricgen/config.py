@@ -330,7 +330,8 @@ class EvaluateConfig(Config):
 class DownloadConfig(Config):
     """`lyricgen download [NAME]`: where from, where to, and what to trust."""
     list: bool = option(False, "show the corpora that can be fetched, with their licences")
-    url: str | None = option(None, "fetch from this address instead: a mirror of the zip, or of the folder of files")
+    url: str | None = option(None, "fetch from this address instead: a mirror of the zip, or of the chinese-poetry "
+                             "repository (songci: of its 宋词 folder)")
     sha256: str | None = option(None, "expected sha256 of the zip (jaychou; default: the published one)")
-    out: str | None = option(None, "where to write the text (default: data/jaychou_lyrics.txt, data/songci.txt)")
+    out: str | None = option(None, "where to write the text (default: data/NAME.txt; jaychou: data/jaychou_lyrics.txt)")
     force: bool = option(False, "replace an existing file whose content differs")

@@ -3,7 +3,11 @@
 jaychou: the zip is built in the test from the shared corpus (tests that need it skip without it);
 the checksum and error paths use zips of the tiny fixture instead. songci: the shared 全宋词 files
 are served as the repository lays them out (skipped without them); a corrupted file, a missing one
-and a transfer that breaks off are refused with one line and leave nothing behind.
+and a transfer that breaks off are refused with one line and leave nothing behind. The other
+chinese-poetry collections: ../shared/data/chinese-poetry linked under the repository's layout
+(skipped without it); every small collection and tang (traditional, converted) are downloaded in
+full, songshi and classical only have their pins checked against the published SHA256SUMS (their
+25 s and 33 s here are run by hand, not on every run).
 """
 import functools
 import hashlib
@@ -11,15 +15,17 @@ import http.server
 import io
 import socket
 import shutil
+import sys
 import threading
 import zipfile
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_CORPUS, one_error_line
-from lyricgen.text.download import CORPORA, ci_lines
+from lyricgen.text.download import CORPORA, POETRY_URL, _t2s, ci_lines, pieces, verse_lines
 
 SONGCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "songci"
 needs_songci = pytest.mark.skipif(not (SONGCI / "SHA256SUMS").is_file(), reason=f"no 全宋词 files at {SONGCI}")
@@ -236,3 +242,139 @@ def test_list_names_every_corpus_and_its_licence(cli):
         assert corpus.name in out and corpus.licence in out
     rc, _, err = cli("download")
     assert rc != 0 and "--list" in one_error_line(err)
+
+
+# -- the other chinese-poetry collections ---------------------------------------------------------------
+POETRY = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinese-poetry"
+needs_poetry = pytest.mark.skipif(not (POETRY / "SHA256SUMS").is_file(), reason=f"no chinese-poetry files at {POETRY}")
+POETRY_CORPORA = [name for name, c in CORPORA.items() if c.rules == "sentences"]
+# poems (or chapters of prose) and lines of each text, as measured from the shared copies
+SMALL = {"shijing": (305, 3688), "chuci": (65, 2358), "lunyu": (20, 1283), "sishu": (15, 2665), "caocao": (26, 314),
+         "wudai": (541, 1935), "nalan": (257, 1157), "youmengying": (219, 381), "mengxue": (294, 9290),
+         "shuimo": (176, 501), "yuanqu": (10767, 50401)}
+
+
+@pytest.fixture
+def poetry_site(tmp_path):
+    """The repository's layout on 127.0.0.1: each shared folder linked in place, none copied."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for folder in POETRY.iterdir():
+        if folder.is_dir():
+            (site / folder.name).symlink_to(folder, target_is_directory=True)
+    if SONGCI.is_dir():
+        (site / "宋词").symlink_to(SONGCI, target_is_directory=True)
+    return site
+
+
+def check_lines(text: str, poems: int, lines: int) -> list[str]:
+    """The line rules: a blank line between poems, no punctuation, no quotation or title marks,
+    no notes, single spaces only inside a line."""
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    found = text.rstrip("\n").split("\n\n")
+    assert len(found) == poems and all(found)
+    rows = text.rstrip("\n").replace("\n\n", "\n").split("\n")
+    assert len(rows) == lines
+    assert all(row and row == row.strip() and "  " not in row for row in rows)
+    assert not set(text) & set("，。！？、；：“”‘’「」『』《》（）()[]【】〖〗□{}")
+    return rows
+
+
+def test_verse_lines_split_sentences_and_drop_notes_and_marks():
+    # made-up lines in the collections' shapes (no corpus text in the repository)
+    assert verse_lines(["甲乙丙丁，戊己庚辛。子丑寅卯，辰巳午未！"]) == ["甲乙丙丁 戊己庚辛", "子丑寅卯 辰巳午未"]
+    assert verse_lines(["甲曰：“乙丙丁，戊己庚？”", "读《辛壬》"]) == ["甲曰 乙丙丁 戊己庚", "读辛壬"]
+    assert verse_lines(["甲乙丙丁（一作「戊己」）庚辛壬，", "(下)。", "〔子丑〕寅卯辰[1]巳午未，"]) == \
+        ["甲乙丙丁庚辛壬", "寅卯辰巳午未"]
+    assert verse_lines(["甲乙丙丁戊，己□庚辛壬。"]) is None  # a missing character: the whole poem goes
+    assert verse_lines(["甲乙丙丁戊，己庚辛{壬/癸}。"]) is None
+
+
+def test_pieces_reads_each_collections_fields():
+    assert pieces([{"title": "t", "author": "a", "paragraphs": ["甲。"], "notes": ["注。"]}]) == [["甲。"]]
+    assert pieces([{"title": "t", "para": ["乙"]}, {"content": ["丙。"], "section": "s"}]) == [["乙"], ["丙。"]]
+    assert pieces([{"content": "丁。", "comment": ["评。"]}]) == [["丁。"]]
+    book = {"title": "t", "abstract": ["序。"], "content": [{"title": "卷", "content": [{"chapter": "c", "paragraphs": ["戊。"]}]}]}
+    assert pieces(book) == [["戊。"]]
+
+
+@needs_poetry
+def test_every_pinned_file_is_in_the_published_sums():
+    sums = dict(reversed(line.split()) for line in (POETRY / "SHA256SUMS").read_text(encoding="utf-8").splitlines())
+    for name in POETRY_CORPORA:
+        corpus = CORPORA[name]
+        assert corpus.url == POETRY_URL and corpus.licence == CORPORA["songci"].licence
+        assert len({f for f, _ in corpus.files}) == len(corpus.files)
+        assert all(sums.get(f"./{f}") == digest for f, digest in corpus.files), name
+    bundle = CORPORA["classical"]
+    assert "songci" in [m.name for m in bundle.members] and "shuimo" not in [m.name for m in bundle.members]
+    assert len(bundle.files) == sum(len(m.files) for m in bundle.members)
+    assert ("宋词/ci.song.0.json", CORPORA["songci"].files[0][1]) in bundle.files
+    assert {f for f, _ in bundle.files} >= {f for f, _ in CORPORA["songshi"].files}
+
+
+@needs_poetry
+def test_a_bundle_is_its_members_one_after_another():
+    small = [CORPORA[n] for n in ("caocao", "shuimo")]
+    texts = [m.assemble([(POETRY / f).read_bytes() for f, _ in m.files]) for m in small]
+    bundle = replace(CORPORA["classical"], members=tuple(small), files=small[0].files + small[1].files)
+    assert bundle.assemble([(POETRY / f).read_bytes() for f, _ in bundle.files]) == texts[0] + b"\n" + texts[1]
+
+
+@needs_poetry
+def test_download_each_small_collection(cli, poetry_site, tmp_path):
+    with serve(poetry_site) as root:
+        for name, (poems, lines) in SMALL.items():
+            out = tmp_path / "data" / f"{name}.txt"
+            rc, stdout, err = cli("download", name, "--url", root, "--out", out)
+            assert rc == 0, err
+            assert stdout.strip() == f"wrote {out}"
+            check_lines(out.read_text(encoding="utf-8"), poems, lines)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == sorted(f"{n}.txt" for n in SMALL)
+
+
+@needs_poetry
+def test_download_tang_converts_to_simplified(cli, poetry_site, tmp_path):
+    out = tmp_path / "data" / "tang.txt"
+    with serve(poetry_site) as root:
+        rc, stdout, err = cli("download", "tang", "--url", root, "--out", out)
+        assert rc == 0, err
+        text = out.read_text(encoding="utf-8")
+        check_lines(text, 56812, 252817)
+        assert not set(text) & set("壯風雲學國爲與長門見萬無來書")  # traditional forms, all converted
+        assert set("壮风云学国为与长门见万无来书") <= set(text)  # to these
+        rc, stdout, _ = cli("download", "tang", "--url", root, "--out", out)
+        assert rc == 0 and stdout.startswith("already present")
+
+
+@needs_poetry
+@pytest.mark.parametrize("name", ["chuci", "sishu"])
+def test_a_tampered_collection_file_is_refused(cli, tmp_path, name):
+    site = tmp_path / "site"
+    for f, _ in CORPORA[name].files:
+        (site / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(POETRY / f, site / f)
+    victim = site / CORPORA[name].files[-1][0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    victim.write_bytes(bytes(data))
+    out = tmp_path / "data" / f"{name}.txt"
+    with serve(site) as root:
+        rc, stdout, err = cli("download", name, "--url", root, "--out", out)
+    assert rc != 0 and stdout == ""
+    line = one_error_line(err)
+    assert "checksum mismatch" in line and victim.name in line and "nothing was written" in line
+    assert not out.parent.exists()
+
+
+def test_a_traditional_collection_without_opencc_names_the_extra(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "opencc", None)  # import opencc now fails
+    _t2s.cache_clear()
+    try:
+        rc, stdout, err = cli("download", "sishu", "--url", "http://127.0.0.1:9", "--out", tmp_path / "s.txt")
+    finally:
+        _t2s.cache_clear()
+    assert rc != 0 and stdout == ""
+    line = one_error_line(err)
+    assert "OpenCC" in line and "lyricgen[corpora]" in line  # before any download: port 9 was never asked
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,19 @@
              ends (its final punctuation, the rhyme position, dropped), and the pauses inside it
              (，、；：) become a space, as lyric sites write them.
 
+    tang, songshi, yuanqu, shijing, chuci, wudai, nalan, caocao, shuimo, youmengying, lunyu, sishu,
+    mengxue, classical: the other collections of chinese-poetry/chinese-poetry at the same commit
+             (corpora.json beside this file holds each one's files, their sha256 and the text's).
+             Each becomes one line per sentence or verse line, a blank line between poems (or
+             chapters of prose): the line ends at its final punctuation (dropped), the pauses inside
+             it become a space, quotation and title marks go, and the editors' notes in brackets
+             (variant readings, stage directions, footnote numbers) go with their contents. A poem
+             holding a character the editors could not give (□, a {…} composition, a stray letter)
+             is left out whole rather than learnt with a hole. 全唐诗, 全宋诗, 四书五经 and 蒙学 are
+             stored in traditional characters and are converted to simplified ones with OpenCC's
+             t2s (the extra `corpora`). `classical` is all of them but shuimo (a selection of
+             tang) in one file, songci included, oldest first.
+
 Nothing is written unless every file matches its published sha256 and the assembled text matches
 its own; a failed or interrupted transfer leaves no file behind.
 """
@@ -18,6 +31,7 @@ import re
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from ..errors import LyricgenError
@@ -25,6 +39,10 @@ from ..fileio import atomic_write
 
 MAX_BYTES = 64 * 1024 * 1024  # per file: a corpus file is far smaller; refuse to buffer anything huge
 SONGCI_COMMIT = "99ebbef7e1345c0985c44b9fd96a3f9e776f117b"
+POETRY_URL = f"https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/{SONGCI_COMMIT}"
+POETRY_LICENCE = "public domain texts; chinese-poetry/chinese-poetry's JSON is MIT-licensed"
+OPENCC_VERSION = "1.4.2"  # the converter the traditional corpora's text checksums were made with
+CORPORA_FILE = Path(__file__).with_name("corpora.json")
 SONGCI_SHA256 = {  # ci.song.N.json of 宋词/ at SONGCI_COMMIT (README and SHA256SUMS of that copy)
     0: "7761bc5ef50305753ea3dcea9e1ef3164e153e3ee366169e9c5a9a7d85b21b22",
     1000: "5f79a2d9011e6d414f04e51176c5d4f4c762fd784dce98b035968367b6f2ef4e",
@@ -60,10 +78,25 @@ class Corpus:
     url: str  # the zip, or the folder holding the files
     files: tuple[tuple[str, str], ...]  # (file name, sha256) in the order they are assembled
     text_sha256: str  # of the text written
-    member: str = ""  # a zip's text file; "" for JSON files of ci
+    member: str = ""  # a zip's text file; "" for JSON files
+    rules: str = "ci"  # JSON files: "ci" (songci's: a JSON line is a lyric line) or "sentences" (a line per sentence)
+    traditional: bool = False  # in traditional characters: converted to simplified (OpenCC's t2s)
+    folder: str = ""  # where `url` points inside chinese-poetry ("宋词" for songci; "" is the repository)
+    members: tuple["Corpus", ...] = ()  # a bundle: these corpora's texts one after another
 
     def assemble(self, parts: list[bytes]) -> bytes:
-        return unpack(parts[0], self.member) if self.member else songci_text(parts)
+        if self.member:
+            return unpack(parts[0], self.member)
+        if self.members:
+            texts, start = [], 0
+            for m in self.members:
+                texts.append(m.assemble(parts[start:start + len(m.files)]))
+                start += len(m.files)
+            return b"\n".join(texts)  # each ends with its newline: a blank line between corpora
+        if self.rules == "ci":
+            return songci_text(parts)
+        text = poetry_text(parts, self.name)
+        return to_simplified(text).encode("utf-8") if self.traditional else text.encode("utf-8")
 
     def file_url(self, base: str, name: str) -> str:
         """The address of one file; the path is percent-encoded as UTF-8 (宋词/ in the repository's)."""
@@ -84,10 +117,29 @@ CORPORA = {
         "f0cab49f5d00e736c7201a0e2aa9c8dd72da1940c9491b309e4cc657be0faa48", member="jaychou_lyrics.txt"),
     "songci": Corpus(
         "songci", "全宋词: 21,050 ci (Song dynasty song lyrics), 159,000 lines, 1.7 million characters",
-        "public domain texts; chinese-poetry/chinese-poetry's JSON is MIT-licensed", "data/songci.txt",
-        f"https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/{SONGCI_COMMIT}/宋词",
-        _songci_files(), "204b8b59a52893911dde996e128ba7dba85b4173696fa7bfba75117a132fada1"),
+        POETRY_LICENCE, "data/songci.txt", f"{POETRY_URL}/宋词",
+        _songci_files(), "204b8b59a52893911dde996e128ba7dba85b4173696fa7bfba75117a132fada1", folder="宋词"),
 }
+
+
+def _poetry_corpora(table: dict) -> dict:
+    """The chinese-poetry corpora of corpora.json; a bundle's members come before it in the file."""
+    corpora = {}
+    for name, c in table["corpora"].items():
+        members = tuple((corpora | CORPORA)[m] for m in c.get("members", ()))
+        traditional = c.get("traditional", False) or any(m.traditional for m in members)
+        description = c["description"] + ("; from traditional characters: needs OpenCC" if traditional else "")
+        common = (name, description, POETRY_LICENCE, f"data/{name}.txt", POETRY_URL)
+        if members:
+            files = tuple((f"{m.folder}/{f}" if m.folder else f, h) for m in members for f, h in m.files)
+            corpora[name] = Corpus(*common, files, c["text_sha256"], members=members, traditional=traditional)
+        else:
+            corpora[name] = Corpus(*common, tuple(map(tuple, c["files"])), c["text_sha256"],
+                                   rules="sentences", traditional=traditional)
+    return corpora
+
+
+CORPORA |= _poetry_corpora(json.loads(CORPORA_FILE.read_text(encoding="utf-8")))
 
 
 def sha256(data: bytes) -> str:
@@ -157,9 +209,92 @@ def songci_text(files: list[bytes]) -> bytes:
     return ("\n\n".join(songs) + "\n").encode("utf-8")
 
 
+# The other collections: a sentence is a line. Editors' notes in brackets go with their contents,
+# innermost first (notes nest); marks that only quote or name a title go alone.
+_NOTE = re.compile(r"[（(][^（）()]*[）)]|〖[^〖〗]*〗|［[^［］]*］|〔[^〔〕]*〕|<[^<>]*>|\[[0-9A-Za-z.]*\]")
+_MARK = re.compile(r"[“”‘’「」『』《》〈〉\"\[\]]")
+_STOP = re.compile(r"[。！？!?．.…#]+")  # '##' separates paragraphs in 幽梦影
+_SPACE = re.compile(r"[\s，、；：,;:—-]+")
+_DAMAGED = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f〇々 ]")
+TEXT_FIELDS = ("paragraphs", "para", "content")  # the first a JSON object has holds its text
+
+
+def verse_lines(paragraphs: list[str]) -> list[str] | None:
+    """The lines of one poem or chapter: one per sentence, final punctuation dropped, pauses as
+    spaces, notes and quotation marks removed; None when a character is missing or unreadable."""
+    text = "\n".join(paragraphs)
+    while (stripped := _NOTE.sub("", text)) != text:
+        text = stripped
+    lines = []
+    for sentence in _STOP.split(_MARK.sub("", text).replace("\n", "。")):
+        line = _SPACE.sub(" ", sentence).strip()
+        if _DAMAGED.search(line):
+            return None
+        if line:
+            lines.append(line)
+    return lines
+
+
+def pieces(node) -> list[list[str]]:
+    """Every poem or chapter in a collection's JSON, as its list of paragraphs, in file order:
+    {"paragraphs": [...]} (most), {"para": [...]} (纳兰性德), {"content": [...]} (诗经, 楚辞),
+    {"content": "..."} (幽梦影); a "content" of objects (蒙学's books) is searched in turn. Titles,
+    authors, notes, comments and prefaces are other fields, never read."""
+    if isinstance(node, list):
+        return [p for x in node for p in pieces(x)]
+    if not isinstance(node, dict):
+        return []
+    for field in TEXT_FIELDS:
+        value = node.get(field)
+        if isinstance(value, str):
+            return [[value]]
+        if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+            return [value]
+        if isinstance(value, list):
+            return pieces(value)
+    return []
+
+
+def poetry_text(files: list[bytes], name: str) -> str:
+    """The verified JSON files, in order, as one text: the lines of each poem, a blank line between."""
+    poems = []
+    for data in files:
+        try:
+            found = pieces(json.loads(data.decode("utf-8")))
+        except ValueError as e:
+            raise LyricgenError(f"a {name} file is not the expected JSON: {e}") from None
+        poems += ["\n".join(lines) for lines in map(verse_lines, found) if lines]
+    return "\n\n".join(poems) + "\n"
+
+
+@cache
+def _t2s():
+    try:
+        import opencc
+    except ImportError:
+        raise LyricgenError("converting traditional characters to simplified needs OpenCC: "
+                            "pip install 'lyricgen[corpora]'") from None
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    return _t2s().convert(text)
+
+
+def opencc_note() -> str:
+    """Why a converted text may differ from its checksum: another OpenCC than the one it was made with."""
+    import opencc
+
+    version = getattr(opencc, "__version__", "?")
+    return "" if version == OPENCC_VERSION else \
+        f" (OpenCC {version} converts differently from {OPENCC_VERSION}: pip install 'lyricgen[corpora]')"
+
+
 def fetch_verified(corpus: Corpus, url: str | None = None, file_sha256: str | None = None) -> bytes:
     """The corpus text, every file checked against its sha256 before it is used."""
     base = url or corpus.url
+    if corpus.traditional:
+        _t2s()  # without OpenCC, say so before any download
     parts = []
     for name, expected in corpus.files:
         expected = (file_sha256 or expected).lower() if len(corpus.files) == 1 else expected
@@ -172,7 +307,8 @@ def fetch_verified(corpus: Corpus, url: str | None = None, file_sha256: str | No
         parts.append(data)
     text = corpus.assemble(parts)
     if sha256(text) != corpus.text_sha256:
-        raise LyricgenError(f"the assembled {corpus.name} text does not match its known checksum; nothing was written")
+        raise LyricgenError(f"the assembled {corpus.name} text does not match its known checksum; nothing was written"
+                            + (opencc_note() if corpus.traditional else ""))
     return text
 
 
