@@ -1,11 +1,11 @@
 """Command line: `lyricgen train | generate | report | evaluate | plot | download | serve`.
 
-It declares the few options that are about the command line itself, derives every other flag from
-the typed configs (config.py), calls the library, and prints. Every LyricgenError becomes one
-`lyricgen: error: ...` line on stderr and a non-zero exit. The parser imports no torch, so --help is
-fast; each command imports what it needs when it runs. Under torchrun (`torchrun ... -m lyricgen
-train`), rank 0 alone prints: every rank checks the same input and meets the same error, and torchrun
-stops the others when one fails.
+Every flag comes from a field of a typed config (config.py, through options.add_options); only
+positional arguments are declared here. It then calls the library and prints. Every LyricgenError
+becomes one `lyricgen: error: ...` line on stderr and a non-zero exit. The parser imports no torch,
+so --help is fast; each command imports what it needs when it runs. Under torchrun (`torchrun ... -m
+lyricgen train`), rank 0 alone prints: every rank checks the same input and meets the same error,
+and torchrun stops the others when one fails.
 """
 import argparse
 import json
@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .config import (DEVICES, ModelConfig, RunConfig, SamplingConfig, ServeConfig, SongConfig, StructureConfig,
-                     TokenizerConfig, TrainConfig, SAMPLE_PRESET, generation_configs)
+from .config import (REPORT_SONG_OPTIONS, DownloadConfig, EvaluateConfig, GenerateConfig, LoadConfig, ModelConfig,
+                     ReportConfig, RunConfig, SamplingConfig, ServeConfig, SongConfig, StructureConfig,
+                     TokenizerConfig, TrainConfig, generation_configs)
 from .errors import LyricgenError
 from .options import add_options, given
-
-DEFAULT_CHECKPOINT = Path("checkpoints") / "best.pt"
 
 
 class Parser(argparse.ArgumentParser):
@@ -41,7 +40,6 @@ def add_train(sub) -> None:
     add_options(p, TrainConfig)
     add_options(p, ModelConfig)
     add_options(p, TokenizerConfig)
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
     p.set_defaults(func=cmd_train)
 
 
@@ -66,7 +64,7 @@ def train(args, run: RunConfig, world) -> int:
     from .model import count_parameters
     from .training.run import open_run, stop_on_signals
 
-    quiet = args.quiet or not world.is_main
+    quiet = run.quiet or not world.is_main
     with TokenizingBar(quiet) as on_tokenized:
         trainer = open_run(run, given(args, TrainConfig, ModelConfig, TokenizerConfig), on_tokenized, world)
     report = (lambda *a: None) if quiet else say
@@ -185,17 +183,12 @@ def add_generate(sub) -> None:
                        description="Write lyrics that continue START_WORD (greedy by default). With -i, read "
                                    "start words from standard input, one per line; a line ':set temperature 0.8' "
                                    "changes an option for the lines after it.")
-    a = p.add_argument
-    a("start", metavar="START_WORD", nargs="?", help="a word or phrase to start from (not with -i)")
-    a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
-    a("-i", "--interactive", action="store_true", help="load once, then read start words line by line from stdin")
+    p.add_argument("start", metavar="START_WORD", nargs="?", help="a word or phrase to start from (not with -i)")
+    add_options(p, LoadConfig)
+    add_options(p, GenerateConfig)
     add_options(p, StructureConfig)
     add_options(p, SongConfig)
     add_options(p, SamplingConfig)
-    preset = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in SAMPLE_PRESET.items())
-    a("--sample", action="store_true", help=f"the recommended sampling settings ({preset}) for options not given")
-    a("--json", action="store_true", help="print a JSON list: text, score, copied_lines, longest_copy per candidate")
-    a("--device", default="cpu", choices=DEVICES, help="where to run (default: cpu, fastest for a few texts)")
     p.set_defaults(func=cmd_generate)
 
 
@@ -218,20 +211,21 @@ def cmd_generate(args) -> int:
     from .text.tokenizer import normalize_line
     from .writing.lyricist import Lyricist
 
-    if args.interactive and args.start is not None:
+    load, command = LoadConfig(**given(args, LoadConfig)), GenerateConfig(**given(args, GenerateConfig))
+    if command.interactive and args.start is not None:
         raise LyricgenError("give either START_WORD or -i, not both")
     first_line = getattr(args, "first_line", None)
-    if not args.interactive and args.start is None and first_line:
+    if not command.interactive and args.start is None and first_line:
         args.start = first_line  # the first line is the start
-    if not args.interactive and (args.start is None or not normalize_line(args.start)):
+    if not command.interactive and (args.start is None or not normalize_line(args.start)):
         raise LyricgenError("the start word is empty")
-    configs = generation_configs(given(args, SamplingConfig, StructureConfig, SongConfig), sample=args.sample)
-    device = resolve_device(args.device)
+    configs = generation_configs(given(args, SamplingConfig, StructureConfig, SongConfig), sample=command.sample)
+    device = resolve_device(load.device)
     generation_threads(device)
-    writer = Lyricist.load(args.checkpoint, device)
-    if args.interactive:
-        return interactive(writer, configs, args.json)
-    print_candidates(*writer.write(args.start, *configs), args.json)
+    writer = Lyricist.load(load.checkpoint, device)
+    if command.interactive:
+        return interactive(writer, configs, command.json)
+    print_candidates(*writer.write(args.start, *configs), command.json)
     return 0
 
 
@@ -268,19 +262,11 @@ def add_report(sub) -> None:
                        description="Write one song per start word, greedy (the defaults) and sampled (--sample, "
                                    "seed i for word i), and print rhyme rate, line lengths (mean, Jensen-Shannon "
                                    "distance to the corpus's), fragment lines, copying, distinct-2 and loops, "
-                                   "beside the corpus's habits and, with --reference, real lines of the corpus.")
-    a = p.add_argument
-    a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
-    a("--words", type=Path, metavar="FILE", help="start words, one per line (default: the vocabulary's most "
-                                                   "frequent words of two or more characters)")
-    a("--songs", type=int, default=40, help="songs per mode: the first N words (default: 40)")
-    a("--lines", type=int, default=8, help="lines per song (default: 8)")
-    a("--reference", type=Path, metavar="FILE", help="real lyric lines (e.g. the corpus's held-out part) measured "
-                                                      "the same way, for comparison")
-    a("--mode", choices=("both", "greedy", "sampled"), default="both", help="which songs to write (default: both)")
-    a("--json", action="store_true", help="print one JSON object: the figures and every song's text")
-    add_options(p, SongConfig, only=["rhyme", "rhyme_class", "line_chars", "form", "line_candidates"],
-                note=" (for both modes)")
+                                   "beside the corpus's habits and, with --reference, real lines of the corpus. "
+                                   "The song options (--rhyme, --form, ...) apply to both modes.")
+    add_options(p, LoadConfig)
+    add_options(p, ReportConfig)
+    add_options(p, SongConfig, only=REPORT_SONG_OPTIONS)
     p.set_defaults(func=cmd_report)
 
 
@@ -290,20 +276,19 @@ def cmd_report(args) -> int:
     from .writing.lyricist import Lyricist
     from .writing.report import default_words, format_report, song_report
 
-    if args.songs < 1 or args.lines < 1:
-        raise LyricgenError("--songs and --lines must be at least 1")
-    device = resolve_device("cpu")
+    load, command = LoadConfig(**given(args, LoadConfig)), ReportConfig(**given(args, ReportConfig))
+    device = resolve_device(load.device)
     generation_threads(device)
-    writer = Lyricist.load(args.checkpoint, device)
-    words = ([w.strip() for w in read_corpus(args.words) if w.strip()] if args.words
-             else default_words(writer.vocab, args.songs))[:args.songs]
+    writer = Lyricist.load(load.checkpoint, device)
+    words = ([w.strip() for w in read_corpus(command.words) if w.strip()] if command.words
+             else default_words(writer.vocab, command.songs))[:command.songs]
     if not words:
         raise LyricgenError("no start words: the vocabulary knows none of the default ones; pass --words")
-    reference = read_corpus(args.reference) if args.reference else None
+    reference = read_corpus(command.reference) if command.reference else None
     options = given(args, SongConfig)
-    modes = ("greedy", "sampled") if args.mode == "both" else (args.mode,)
-    report = song_report(writer, words, args.lines, reference, options, modes)
-    if args.json:
+    modes = ("greedy", "sampled") if command.mode == "both" else (command.mode,)
+    report = song_report(writer, words, command.lines, reference, options, modes)
+    if command.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(format_report(report))
@@ -313,23 +298,18 @@ def cmd_report(args) -> int:
 # -- evaluate ---------------------------------------------------------------------------------------
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a text file: token perplexity and open-vocabulary bits per character")
-    a = p.add_argument
-    a("file", type=Path, metavar="FILE", help="lyrics to score (one line per line)")
-    a("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
-    a("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
-    a("--json", action="store_true", help="print one JSON object instead of a sentence")
-    a("--no-repeat", action="store_true", help="leave out the figure with the repeat model mixed in")
-    a("--held-out", action="store_true",
-      help="score only FILE's held-out tail: its last lines, in the share the checkpoint validated on")
-    a("--device", default="auto", choices=DEVICES, help="where to run (default: auto)")
+    p.add_argument("file", type=Path, metavar="FILE", help="lyrics to score (one line per line)")
+    add_options(p, LoadConfig)
+    add_options(p, EvaluateConfig)
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args) -> int:
     from .scoring.evaluate import evaluate_file
 
-    ev = evaluate_file(args.checkpoint, args.file, args.encoding, args.held_out, not args.no_repeat, args.device)
-    if args.json:
+    load, command = LoadConfig(**given(args, LoadConfig)), EvaluateConfig(**given(args, EvaluateConfig))
+    ev = evaluate_file(load.checkpoint, args.file, command.encoding, command.held_out, command.repeat, load.device)
+    if command.json:
         print(json.dumps(ev.to_dict()))
         return 0
     r, n, rep = ev.result, ev.network, ev.repeat
@@ -348,28 +328,23 @@ def add_download(sub) -> None:
     p = sub.add_parser("download", help="fetch a public corpus, checking every file's sha256",
                        description="Fetch a corpus and write it as one text file, one lyric line per line. "
                                    "Nothing is written unless every file matches its published checksum.")
-    a = p.add_argument
-    a("name", nargs="?", choices=sorted(CORPORA), help="corpus to fetch (--list shows them)")
-    a("--list", action="store_true", help="show the corpora that can be fetched, with their licences")
-    a("--url", help="fetch from this address instead: a mirror of the zip, or of the chinese-poetry repository "
-                    "(songci: of its 宋词 folder)")
-    a("--sha256", help="expected sha256 of the zip (jaychou; default: the published one)")
-    a("--out", type=Path, help="where to write the text (default: data/NAME.txt; jaychou: data/jaychou_lyrics.txt)")
-    a("--force", action="store_true", help="replace an existing file whose content differs")
+    p.add_argument("name", nargs="?", choices=sorted(CORPORA), help="corpus to fetch (--list shows them)")
+    add_options(p, DownloadConfig)
     p.set_defaults(func=cmd_download)
 
 
 def cmd_download(args) -> int:
     from .text.download import CORPORA, download
 
-    if args.list:
+    command = DownloadConfig(**given(args, DownloadConfig))
+    if command.list:
         width = max(map(len, CORPORA))
         for c in CORPORA.values():
             print(f"{c.name:{width}s} {c.description}\n{'':{width}s} licence: {c.licence}; writes {c.out}")
         return 0
     if args.name is None:
         raise LyricgenError(f"name a corpus to fetch: {', '.join(sorted(CORPORA))} (or --list)")
-    path, written = download(args.name, args.out, args.url, args.sha256, args.force)
+    path, written = download(args.name, command.out, command.url, command.sha256, command.force)
     print(f"{'wrote' if written else 'already present, checksum verified:'} {path}")
     return 0
 

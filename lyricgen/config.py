@@ -3,11 +3,15 @@
     ModelConfig      the network's shape              (stored in the checkpoint, fixed on resume)
     TokenizerConfig  how text becomes vocabulary      (stored, fixed on resume)
     TrainConfig      optimisation and stopping        (stored; some options may change on resume)
+    DeviceConfig     where torch runs (--device, one default for every command)
+    LoadConfig       the checkpoint a command uses, and the device (--checkpoint, one default)
     RunConfig        where a training run reads and writes, and on what device (per invocation)
     ServeConfig      where `lyricgen serve` listens, what it loads, how much it takes on at once
     SamplingConfig   how generation picks each token  (per call)
     StructureConfig  the shape of the generated text  (per call)
     SongConfig       line lengths, rhyme and song form  (per call; defaults follow the corpus's habits)
+    GenerateConfig, ReportConfig, EvaluateConfig, DownloadConfig
+                     the rest of each command's options: what it reads and how it prints
 
 The defaults are the measured best per CPU-minute (docs/tuning.md). No torch here, so that parsing
 options and printing `--help` are fast.
@@ -17,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import OptionError
-from .options import EXTEND, PER_RUN, Config, option
+from .options import EXTEND, PER_RUN, Config, flag, option
 from .text.rhyme import parse_class
 
 CELLS = ("rnn", "gru", "lstm")
@@ -82,8 +86,21 @@ class TrainConfig(Config):
 
 
 @dataclass
-class RunConfig(Config):
-    """Where a training run reads and writes; none of it is stored as a setting of the run."""
+class DeviceConfig(Config):
+    """Where torch runs. auto, the one default, is the CPU on a machine without CUDA."""
+    device: str = option("auto", "where to run: auto = CUDA when available, else the CPU", choices=DEVICES)
+
+
+@dataclass
+class LoadConfig(DeviceConfig):
+    """A trained model to use (generate, report, evaluate, serve), and the device it runs on."""
+    checkpoint: str = option("checkpoints/best.pt", "model checkpoint", metavar="CKPT")
+
+
+@dataclass
+class RunConfig(DeviceConfig):
+    """Where a training run reads and writes, on what device, how loudly; none of it is stored as a
+    setting of the run."""
     corpus: str | None = option(None, "lyrics file, UTF-8, one line per line (default: the bundled "
                                 "data/sample_lyrics.txt; on --resume, the checkpoint's)", metavar="FILE")
     encoding: str | None = option(None, "text encoding of the corpus, e.g. gb18030 (default: utf-8; on --resume, "
@@ -94,10 +111,10 @@ class RunConfig(Config):
     init_from: str | None = option(None, "start a new run from this checkpoint's weights and vocabulary (fine-tuning "
                                    "a base model on --corpus), with a fresh optimizer", metavar="CKPT")
     force: bool = option(False, "start a new run even if --out already holds one (its files are replaced)")
-    device: str = option("auto", "where to train; auto = CUDA when available", choices=DEVICES)
     deterministic: bool = option(False, "use deterministic CUDA algorithms (slower; CPU runs are deterministic anyway)")
     cache: bool = option(True, "reuse the tokenisation of a text seen before (--no-cache: always run jieba)")
     workers: int | None = option(None, "processes that tokenise a large corpus (default: the cores)", low=1)
+    quiet: bool = option(False, "no progress bar, no per-epoch lines")
 
     def tokenize_workers(self) -> int:
         """--workers, else the cores this process may run on."""
@@ -105,9 +122,9 @@ class RunConfig(Config):
 
 
 @dataclass
-class ServeConfig(Config):
-    """`lyricgen serve`: none of it changes what is generated, only where and how many at once."""
-    checkpoint: str = option("checkpoints/best.pt", "model checkpoint, loaded once at start", metavar="CKPT")
+class ServeConfig(LoadConfig):
+    """`lyricgen serve`: the checkpoint, loaded once at start, and the device (LoadConfig); the rest
+    changes nothing of what is generated, only where it is served and how many at once."""
     host: str = option("127.0.0.1", "address to listen on; the server has no authentication, so 0.0.0.0 "
                        "opens it to anyone who can reach this machine")
     port: int = option(8000, "TCP port (0 = any free port; the address is printed at start)", low=0, high=65535)
@@ -115,7 +132,6 @@ class ServeConfig(Config):
                                  "core available, at most 8)", low=1, high=256)
     queue: int = option(16, "requests that may wait for a worker; past workers + queue the answer is 503 with "
                         "Retry-After", low=0, high=100_000)
-    device: str = option("cpu", "where to generate; cpu is fastest for a few texts at a time", choices=DEVICES)
     access_log: bool = option(True, "log every request (--no-access-log: errors only)")
 
 
@@ -204,8 +220,6 @@ def parse_line_chars(text: str) -> tuple[int, int]:
     return low, high
 
 
-
-
 @dataclass
 class SongConfig(Config):
     """A song's shape: written line by line, each line's length, rhyme and first character planned
@@ -271,3 +285,53 @@ def generation_configs(options: dict, sample: bool = False) -> tuple[SamplingCon
         options = {**SAMPLE_PRESET, **options}
     return tuple(cls(**{k: v for k, v in options.items() if k in cls.__dataclass_fields__})
                  for cls in GENERATION_CONFIGS)
+
+
+# -- the commands' own options: what each reads, and how it prints -----------------------------------
+@dataclass
+class GenerateConfig(Config):
+    """`lyricgen generate`'s own options; not generation options (GENERATION_CONFIGS), so not the API's."""
+    interactive: bool = option(False, "load once, then read start words line by line from stdin", short="-i")
+    sample: bool = option(False, "the recommended sampling settings ("
+                          + " ".join(f"{flag(k)} {v}" for k, v in SAMPLE_PRESET.items()) + ") for options not given")
+    json: bool = option(False, "print a JSON list: text, score, copied_lines, longest_copy per candidate")
+
+
+REPORT_MODES = ("both", "greedy", "sampled")
+# The SongConfig options `lyricgen report` takes, for both modes (one start word per song: no
+# acrostic or first line; no --plain, since the report measures songs).
+REPORT_SONG_OPTIONS = ("rhyme", "rhyme_class", "line_chars", "form", "line_candidates")
+
+
+@dataclass
+class ReportConfig(Config):
+    """`lyricgen report`: which songs to write and what to measure them against."""
+    words: str | None = option(None, "start words, one per line (default: the vocabulary's most frequent words of "
+                               "two or more characters)", metavar="FILE")
+    songs: int = option(40, "songs per mode: the first N words", low=1)
+    lines: int = option(8, "lines per song", low=1)
+    reference: str | None = option(None, "real lyric lines (e.g. the corpus's held-out part) measured the same way, "
+                                   "for comparison", metavar="FILE")
+    mode: str = option("both", "which songs to write", choices=REPORT_MODES)
+    json: bool = option(False, "print one JSON object: the figures and every song's text")
+
+
+@dataclass
+class EvaluateConfig(Config):
+    """`lyricgen evaluate FILE`: how FILE is read, what is scored, how it is printed."""
+    encoding: str = option("utf-8", "text encoding of FILE")
+    held_out: bool = option(False, "score only FILE's held-out tail: its last lines, in the share the checkpoint "
+                            "validated on")
+    repeat: bool = option(True, "also give the figures with the repeat model mixed in (--no-repeat leaves them out)")
+    json: bool = option(False, "print one JSON object instead of a sentence")
+
+
+@dataclass
+class DownloadConfig(Config):
+    """`lyricgen download [NAME]`: where from, where to, and what to trust."""
+    list: bool = option(False, "show the corpora that can be fetched, with their licences")
+    url: str | None = option(None, "fetch from this address instead: a mirror of the zip, or of the chinese-poetry "
+                             "repository (songci: of its 宋词 folder)")
+    sha256: str | None = option(None, "expected sha256 of the zip (jaychou; default: the published one)")
+    out: str | None = option(None, "where to write the text (default: data/NAME.txt; jaychou: data/jaychou_lyrics.txt)")
+    force: bool = option(False, "replace an existing file whose content differs")

@@ -26,13 +26,13 @@ FIXED, EXTEND, PER_RUN = "fixed", "extend", "per_run"
 
 
 def option(default, help: str, *, low=None, high=None, low_open: bool = False, high_open: bool = False,
-           choices: tuple | None = None, on_resume: str = FIXED, cli: bool = True, metavar: str | None = None):
+           choices: tuple | None = None, on_resume: str = FIXED, cli: bool = True, metavar: str | None = None,
+           short: str | None = None):
     """A config field with its default, its bounds ([low, high]; *_open makes a bound strict), the
-    allowed `choices`, its help text, and how it behaves on resume."""
+    allowed `choices`, its help text, how it behaves on resume, and a one-letter flag (`short`, e.g.
+    "-i") beside the long one."""
     meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
-            "choices": choices, "on_resume": on_resume, "cli": cli, "metavar": metavar}
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
+            "choices": choices, "on_resume": on_resume, "cli": cli, "metavar": metavar, "short": short}
     return field(default=default, metadata=meta)
 
 
@@ -107,9 +107,9 @@ class Config:
         return cls(**{k: v for k, v in {**d, **overrides}.items() if k in names})
 
     @classmethod
-    def option_names(cls, on_resume: str | None = None) -> list[str]:
-        return [f.name for f in fields(cls) if f.metadata.get("cli")
-                and (on_resume is None or f.metadata["on_resume"] == on_resume)]
+    def option_names(cls, on_resume: str) -> list[str]:
+        """The command-line options that behave so on resume (FIXED, EXTEND or PER_RUN)."""
+        return [f.name for f in fields(cls) if f.metadata.get("cli") and f.metadata["on_resume"] == on_resume]
 
 
 def pick(options: dict, cls) -> dict:
@@ -136,23 +136,21 @@ def _parser_for(name: str, kind, meta: dict):
     return parse
 
 
-def add_options(parser: argparse.ArgumentParser, cls, *, only: list[str] | None = None, defaults: dict | None = None,
-                note: str = "") -> None:
-    """One flag per CLI field of `cls`. Flags default to SUPPRESS, so the namespace holds only the
-    options actually given (`given`): resume and presets can tell "not given" from "given its default"."""
-    defaults = {**{f.name: f.default for f in fields(cls) if f.default is not dataclasses.MISSING}, **(defaults or {})}
+def add_options(parser: argparse.ArgumentParser, cls, *, only: tuple[str, ...] | None = None) -> None:
+    """One flag per CLI field of `cls` (of those named in `only`, when given). Flags default to SUPPRESS,
+    so the namespace holds only the options actually given (`given`): resume and presets can tell "not
+    given" from "given its default"; `cls(**given(args, cls))` fills in the rest."""
     for f in fields(cls):
         meta = f.metadata
         if not meta.get("cli") or (only is not None and f.name not in only):
             continue
         kind, _ = base_type(cls, f.name)
-        default = defaults.get(f.name)
-        shown = f" (default: {default})" if default not in (None, False, "") else ""
-        help_text = meta["help"] + shown + note
-        kwargs = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
+        shown = f" (default: {f.default})" if f.default not in (None, False, "") else ""
+        names = [meta["short"], flag(f.name)] if meta.get("short") else [flag(f.name)]
+        kwargs = {"default": argparse.SUPPRESS, "help": meta["help"] + shown, "dest": f.name}
         if kind is bool:
             action = argparse.BooleanOptionalAction if f.default is True else "store_true"
-            parser.add_argument(flag(f.name), action=action, **kwargs)
+            parser.add_argument(*names, action=action, **kwargs)
             continue
         if meta.get("choices"):
             kwargs["choices"] = list(meta["choices"])
@@ -160,7 +158,7 @@ def add_options(parser: argparse.ArgumentParser, cls, *, only: list[str] | None 
             kwargs["type"] = _parser_for(f.name, kind, meta) if kind in (int, float) else kind
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
-        parser.add_argument(flag(f.name), **kwargs)
+        parser.add_argument(*names, **kwargs)
 
 
 def given(args: argparse.Namespace, *classes) -> dict:

@@ -123,14 +123,15 @@ def test_interactive_through_a_pipe(overfit_writer, overfit_ckpt):
 
 def test_help_imports_neither_torch_nor_jieba():
     """`lyricgen --help` and every command's --help stay fast: the parser imports no torch."""
-    for command in ([], ["train"], ["generate"], ["evaluate"], ["download"]):
+    for command in ([], ["train"], ["generate"], ["report"], ["evaluate"], ["plot"], ["download"], ["serve"]):
         proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "lyricgen", *command, "--help"],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         first = proc.stdout.splitlines()[0]
         assert first.startswith("usage: lyricgen") and (not command or command[0] in first)
         if not command:
-            assert all(name in proc.stdout for name in ("train", "generate", "evaluate", "download"))
+            assert all(name in proc.stdout for name in ("train", "generate", "report", "evaluate", "plot", "download",
+                                                        "serve"))
         assert all(line.startswith("import time:") for line in proc.stderr.splitlines())  # nothing else
         imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
                     if line.startswith("import time:") and "|" in line}
@@ -324,3 +325,17 @@ def test_bad_evaluate_input(cli, tiny_run, tmp_path, case):
     rc, out, err = cli("evaluate", *BAD_EVALUATE[case](tmp_path, tiny_run / "best.pt"), "--device", "cpu")
     assert rc == 1 and out == ""
     assert one_error_line(err).startswith("lyricgen: error: ")
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["report", "--songs", "0"], "lyricgen report: error: argument --songs: must be >= 1, got 0"),
+    (["report", "--lines", "-2"], "lyricgen report: error: argument --lines: must be >= 1, got -2"),
+    (["report", "--mode", "all"], "lyricgen report: error: argument --mode: invalid choice: 'all'"),
+    (["serve", "--port", "70000"], "lyricgen serve: error: argument --port: must be in [0, 65535], got 70000"),
+    (["evaluate", "f.txt", "--device", "tpu"], "lyricgen evaluate: error: argument --device: invalid choice: 'tpu'"),
+])
+def test_bad_command_options_are_refused_before_anything_loads(cli, argv, line):
+    """Counts, choices and ports are checked by the flag that the config declares: one line, exit 2."""
+    rc, out, err = cli(*argv)
+    assert rc == 2 and out == ""
+    assert one_error_line(err).startswith(line)

@@ -4,13 +4,16 @@ import math
 
 import pytest
 
-from lyricgen.config import (MAX_SAMPLES, MAX_TOKENS, SAMPLE_PRESET, SEED_MAX, ModelConfig, RunConfig,
-                             SamplingConfig, SongConfig, StructureConfig, TokenizerConfig, TrainConfig,
+from lyricgen.config import (MAX_SAMPLES, MAX_TOKENS, SAMPLE_PRESET, SEED_MAX, DeviceConfig, DownloadConfig,
+                             EvaluateConfig, GenerateConfig, LoadConfig, ModelConfig, ReportConfig, RunConfig,
+                             SamplingConfig, ServeConfig, SongConfig, StructureConfig, TokenizerConfig, TrainConfig,
                              generation_configs)
 from lyricgen.errors import LyricgenError, OptionError
 from lyricgen.options import EXTEND, FIXED, PER_RUN
 
-ALL_CONFIGS = [ModelConfig, TokenizerConfig, TrainConfig, RunConfig, SamplingConfig, StructureConfig, SongConfig]
+ALL_CONFIGS = [ModelConfig, TokenizerConfig, TrainConfig, DeviceConfig, LoadConfig, RunConfig, ServeConfig,
+               SamplingConfig, StructureConfig, SongConfig, GenerateConfig, ReportConfig, EvaluateConfig,
+               DownloadConfig]
 
 
 def make(cls, **kw):
@@ -35,6 +38,8 @@ OUT_OF_BOUNDS = [
     (StructureConfig, "min_line_tokens", -1), (StructureConfig, "max_line_tokens", -1),
     (SongConfig, "rhyme", "ABBA"), (SongConfig, "rhyme", "aabb"), (SongConfig, "line_candidates", 0),
     (SongConfig, "line_candidates", 513),
+    (ReportConfig, "songs", 0), (ReportConfig, "lines", 0), (ReportConfig, "mode", "all"),
+    (ServeConfig, "port", 65536), (ServeConfig, "workers", 0), (ServeConfig, "queue", -1),
 ]
 
 
@@ -64,13 +69,22 @@ def test_an_int_is_a_float_where_a_float_is_declared():
     assert TrainConfig(max_steps=None).max_steps is None  # optional fields take None
 
 
-@pytest.mark.parametrize("cls, name, value", [(ModelConfig, "cell", "foo"), (RunConfig, "device", "gpu")])
+@pytest.mark.parametrize("cls, name, value", [(ModelConfig, "cell", "foo"), (RunConfig, "device", "gpu"),
+                                              (LoadConfig, "device", "tpu"), (ServeConfig, "device", "gpu")])
 def test_unknown_choice_is_named_with_the_choices(cls, name, value):
     with pytest.raises(OptionError) as info:
         make(cls, **{name: value})
     message = str(info.value)
     assert name in message and repr(value) in message
     assert ("lstm" if name == "cell" else "cuda") in message
+
+
+def test_all_configs_lists_every_config():
+    from lyricgen import config
+    from lyricgen.options import Config
+
+    assert set(ALL_CONFIGS) == {c for c in vars(config).values() if isinstance(c, type) and issubclass(c, Config)
+                                and c is not Config}
 
 
 @pytest.mark.parametrize("cls", ALL_CONFIGS)
@@ -82,6 +96,14 @@ def test_defaults_are_valid_and_round_trip_as_plain_dicts(cls):
     assert cls(**d) == config
     other = ModelConfig(vocab_size=10, cell="gru", embed_dim=4)
     assert ModelConfig(**other.to_dict()) == other
+
+
+def test_one_device_default_and_one_checkpoint_default_for_every_command():
+    """auto: CUDA when available, else the CPU, for training, generation, reports, evaluation and
+    serving alike; serve loads the checkpoint the other commands load by default."""
+    assert {cls().device for cls in (DeviceConfig, LoadConfig, RunConfig, ServeConfig)} == {"auto"}
+    assert LoadConfig().checkpoint == ServeConfig().checkpoint == "checkpoints/best.pt"
+    assert issubclass(ServeConfig, LoadConfig) and issubclass(RunConfig, DeviceConfig)
 
 
 def test_structure_min_line_tokens_cannot_exceed_max_line_tokens():

@@ -2,22 +2,34 @@
 help and bounds are derived from it, `given` tells "not given" from "given its default", and
 parse_value reads a value the way the flag does (the interactive :set)."""
 import argparse
+import ast
 import dataclasses
+import inspect
 import json
+from pathlib import Path
 
 import pytest
 
+from lyricgen import cli, config
 from lyricgen.cli import build_parser
-from lyricgen.config import (SAMPLE_PRESET, ModelConfig, RunConfig, SamplingConfig, SongConfig, StructureConfig,
-                             TokenizerConfig, TrainConfig, generation_configs)
+from lyricgen.config import (REPORT_SONG_OPTIONS, SAMPLE_PRESET, DownloadConfig, EvaluateConfig,
+                             GenerateConfig, LoadConfig, ModelConfig, ReportConfig, RunConfig, SamplingConfig,
+                             ServeConfig, SongConfig, StructureConfig, TokenizerConfig, TrainConfig,
+                             generation_configs)
 from lyricgen.errors import OptionError
-from lyricgen.options import base_type, check_value, given, parse_value
+from lyricgen.options import Config, base_type, check_value, flag, given, parse_value
 
-COMMANDS = {  # the configs each command derives its flags from, and the flags it declares itself
-    "train": ((RunConfig, TrainConfig, ModelConfig, TokenizerConfig), {"help", "quiet"}),
-    "generate": ((StructureConfig, SongConfig, SamplingConfig),
-                 {"help", "start", "checkpoint", "interactive", "sample", "json", "device"}),
+COMMANDS = {  # the configs each command derives its flags from (the names `only` takes, or all), and its positionals
+    "train": ([(RunConfig, None), (TrainConfig, None), (ModelConfig, None), (TokenizerConfig, None)], set()),
+    "generate": ([(LoadConfig, None), (GenerateConfig, None), (StructureConfig, None), (SongConfig, None),
+                  (SamplingConfig, None)], {"start"}),
+    "report": ([(LoadConfig, None), (ReportConfig, None), (SongConfig, REPORT_SONG_OPTIONS)], set()),
+    "evaluate": ([(LoadConfig, None), (EvaluateConfig, None)], {"file"}),
+    "download": ([(DownloadConfig, None)], {"name"}),
+    "serve": ([(ServeConfig, None)], set()),
+    "plot": ([], {"run_dir"}),
 }
+CONFIGS = [c for c in vars(config).values() if isinstance(c, type) and issubclass(c, Config) and c is not Config]
 
 
 def subparser(command: str) -> argparse.ArgumentParser:
@@ -26,8 +38,9 @@ def subparser(command: str) -> argparse.ArgumentParser:
     return sub.choices[command]
 
 
-def cli_fields(classes):
-    return [(cls, f) for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("cli")]
+def cli_fields(configs):
+    return [(cls, f) for cls, only in configs for f in dataclasses.fields(cls)
+            if f.metadata.get("cli") and (only is None or f.name in only)]
 
 
 def parse(capsys, *argv) -> argparse.Namespace | str:
@@ -41,28 +54,77 @@ def parse(capsys, *argv) -> argparse.Namespace | str:
         return err.strip()
 
 
+def test_every_command_is_in_this_table():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_flag_comes_from_exactly_one_config_field(command):
-    classes, own = COMMANDS[command]
-    actions = {a.dest: a for a in subparser(command)._actions}
-    declared = cli_fields(classes)
-    names = [f.name for _, f in declared]
-    assert len(names) == len(set(names)), "a field name used twice in one command"
-    assert set(actions) - own == set(names)
-    for cls, f in declared:
-        a, meta = actions[f.name], f.metadata
-        flag = "--" + f.name.replace("_", "-")
-        kind, _ = base_type(cls, f.name)
-        assert a.option_strings == ([flag, "--no-" + flag[2:]] if f.default is True else [flag])
-        assert a.default is argparse.SUPPRESS  # so that `given` sees only what was typed
-        shown = f" (default: {f.default})" if f.default not in (None, False, "") else ""
-        assert a.help == meta["help"] + shown
-        assert a.choices == (list(meta["choices"]) if meta["choices"] else None)
-        assert a.metavar == meta["metavar"]
-        if kind in (int, float):
-            assert a.type(str(f.default if f.default is not None else meta["low"] + 1)) is not None
-    # the fields that are not options of the command line have no flag
-    assert "vocab_size" not in actions and "lr_factor" not in actions and "lr_patience" not in actions
+def test_every_flag_of_a_command_is_a_field_of_its_configs(command):
+    """Each optional argument is one config field's flag (its help is the field's), each field of the
+    command's configs has its flag, and no field name is a flag twice."""
+    configs, positionals = COMMANDS[command]
+    actions = [a for a in subparser(command)._actions if not isinstance(a, argparse._HelpAction)]
+    assert {a.dest for a in actions if not a.option_strings} == positionals
+    flags = {a.dest: a for a in actions if a.option_strings}
+    declared = cli_fields(configs)
+    assert sorted(flags) == sorted(f.name for _, f in declared)
+    for _, f in declared:
+        assert "--" + f.name.replace("_", "-") in flags[f.name].option_strings
+        assert flags[f.name].help.startswith(f.metadata["help"])
+        assert flags[f.name].default is argparse.SUPPRESS  # so that `given` sees only what was typed
+
+
+def test_cli_py_declares_no_flag_by_hand():
+    """cli.py's own add_argument calls name positionals (and --version) only: every flag a config
+    declares comes through add_options, so its default, bounds and help are written once."""
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    methods = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "add_argument"]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.func in methods]
+    assert calls and len(calls) == len(methods)  # no alias (a = p.add_argument) hides a call from this walk
+    by_hand = [arg.value for call in calls for arg in call.args if isinstance(arg, ast.Constant)
+               and isinstance(arg.value, str) and arg.value.startswith("-")]
+    assert by_hand == ["--version"]
+    config_flags = {flag(f.name) for cls in CONFIGS for f in dataclasses.fields(cls) if f.metadata.get("cli")}
+    assert "--checkpoint" in config_flags and "--version" not in config_flags
+
+
+def test_checkpoint_and_device_have_one_default_in_every_command(capsys):
+    with_device = {c for c, (configs, _) in COMMANDS.items() for _, f in cli_fields(configs) if f.name == "device"}
+    with_checkpoint = {c for c, (configs, _) in COMMANDS.items()
+                       for _, f in cli_fields(configs) if f.name == "checkpoint"}
+    assert with_device == {"train", "generate", "report", "evaluate", "serve"}
+    assert with_checkpoint == {"generate", "report", "evaluate", "serve"}
+    for name, commands, default in (("device", with_device, "auto"), ("checkpoint", with_checkpoint,
+                                                                       "checkpoints/best.pt")):
+        helps = {next(a.help for a in subparser(c)._actions if a.dest == name) for c in commands}
+        declared = LoadConfig.__dataclass_fields__[name]
+        assert helps == {f"{declared.metadata['help']} (default: {default})"}  # one declaration, one help
+        declaring = {cls for cls in CONFIGS if name in cls.__dataclass_fields__}
+        assert {cls.__dataclass_fields__[name] for cls in declaring} == {declared}  # inherited, not repeated
+        assert declared.default == default
+    # the default is spelled once, in config.py
+    sources = {m.__name__: inspect.getsource(m) for m in (config, cli)}
+    assert sources["lyricgen.config"].count('"checkpoints/best.pt"') == 1
+    assert "checkpoints/best.pt" not in sources["lyricgen.cli"] and 'Path("checkpoints")' not in sources["lyricgen.cli"]
+    for argv in (["generate", "月光"], ["report"], ["evaluate", "f.txt"], ["serve"]):
+        load = LoadConfig(**given(parse(capsys, *argv), LoadConfig))
+        assert load == LoadConfig(checkpoint="checkpoints/best.pt", device="auto")
+    assert RunConfig(**given(parse(capsys, "train"), RunConfig)).device == "auto"
+    assert ServeConfig(**given(parse(capsys, "serve", "--device", "cpu", "--checkpoint", "x.pt"), ServeConfig)) \
+        == ServeConfig(checkpoint="x.pt", device="cpu")
+
+
+def test_report_counts_are_checked_by_the_flag_in_the_configs_words(capsys):
+    for name in ("songs", "lines"):
+        err = parse(capsys, "report", flag(name), "0")
+        with pytest.raises(OptionError) as info:
+            ReportConfig(**{name: 0})
+        assert err == f"lyricgen report: error: argument {flag(name)}: " + str(info.value).removeprefix(f"{name} ")
+    args = parse(capsys, "report", "--songs", "3", "--json", "--rhyme", "AABB")
+    assert ReportConfig(**given(args, ReportConfig)) == ReportConfig(songs=3, json=True)
+    assert given(args, SongConfig) == {"rhyme": "AABB"}
+    assert "acrostic" in parse(capsys, "report", "--acrostic", "春夏")  # not an option of the report
 
 
 def _bad_values(meta, kind):
@@ -79,7 +141,7 @@ def _bad_values(meta, kind):
     return values
 
 
-BOUNDED = [(command, cls, f) for command, (classes, _) in COMMANDS.items() for cls, f in cli_fields(classes)
+BOUNDED = [(command, cls, f) for command, (configs, _) in COMMANDS.items() for cls, f in cli_fields(configs)
            if base_type(cls, f.name)[0] in (int, float)]
 
 
@@ -90,7 +152,7 @@ def test_a_bound_refused_by_the_flag_is_refused_by_the_config_in_the_same_words(
     values = _bad_values(f.metadata, kind)
     assert values
     for value in values:
-        argv = [command, flag, str(value)] + (["月光"] if command == "generate" else [])
+        argv = [command, flag, str(value)] + {"generate": ["月光"], "evaluate": ["f.txt"]}.get(command, [])
         err = parse(capsys, *argv)
         assert isinstance(err, str), f"{flag} {value} was accepted"
         with pytest.raises(OptionError) as info:
@@ -114,7 +176,7 @@ def test_given_tells_not_given_from_given_its_default(capsys):
 
     args = parse(capsys, "train", "--epochs", "40", "--quiet")
     assert given(args, TrainConfig) == {"epochs": 40}  # 40 is the default
-    assert given(args, RunConfig, ModelConfig, TokenizerConfig) == {}
+    assert given(args, RunConfig, ModelConfig, TokenizerConfig) == {"quiet": True}  # a run option now
     assert given(parse(capsys, "train"), RunConfig, TrainConfig, ModelConfig, TokenizerConfig) == {}
     args = parse(capsys, "train", "--no-cache", "--force", "--no-tie-weights", "--seed", "3")
     assert given(args, RunConfig) == {"cache": False, "force": True}
@@ -135,7 +197,7 @@ def test_sample_writes_what_the_preset_flags_write(cli, overfit_ckpt):
     rc_d, out_d, _ = cli(*base, "--sample", "--temperature", "0")  # greedy again, with the preset's bans
     assert rc_d == 0 and out_d not in (out_a, out_c)
     rc_e, out_e, _ = cli(*base, *explicit, "--temperature", "0")
-    assert out_d == out_e
+    assert rc_e == 0 and out_d == out_e
 
 
 def test_check_value_converts_only_what_is_harmless():
