@@ -81,20 +81,20 @@ def train(args, run: RunConfig, world) -> int:
            + (f", {world.world_size} processes of {config.batch_size} windows per step" if world.distributed else ""))
     with TrainingBar(trainer, quiet) as (on_step, on_epoch), stop_on_signals(trainer):
         reason = trainer.run(on_step=on_step, on_epoch=on_epoch)
-    st, out = trainer.state, trainer.out_dir
+    st, files = trainer.state, trainer.files
     if not world.is_main:
         return 128 + trainer.stop_signal if reason == "signal" else 0
     if reason == "signal":
         import signal
 
-        say(f"lyricgen: {signal.Signals(trainer.stop_signal).name}: saved {out / 'last.pt'} at step {st.step}; "
-            f"resume with: lyricgen train --resume {out / 'last.pt'}")
+        say(f"lyricgen: {signal.Signals(trainer.stop_signal).name}: saved {files.last} at step {st.step}; "
+            f"resume with: lyricgen train --resume {files.last}")
         return 128 + trainer.stop_signal
     best = f"best validation loss {st.best_loss:.4f}" if st.best_loss != float("inf") else "no validation yet"
-    draw_plot(out, report)
-    files = ", ".join(n for n in ("best.pt", "last.pt", "metrics.png") if (out / n).exists())
+    draw_plot(files.dir, report)
+    written = ", ".join(p.name for p in (files.best, files.last, files.plot) if p.exists())
     report(f"stopped ({reason.replace('_', ' ')}) after {st.epoch} epochs, {st.step} steps; {best}; "
-           f"checkpoints in {out}/ ({files})")
+           f"checkpoints in {files.dir}/ ({written})")
     return 0
 
 

@@ -33,6 +33,7 @@ from ..fitted import SideModels
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Prepared, epoch_order, num_batches
 from .distributed import SINGLE, World
+from .files import RunFiles
 
 MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_bpc", "val_loss", "val_ppl", "val_bpc_open",
@@ -145,7 +146,7 @@ class Trainer:
         self.config = config
         self.tokenizer = tokenizer
         self.side = side
-        self.out_dir = Path(out_dir)
+        self.files = RunFiles(out_dir)
         self.device = device
         self.corpus = corpus
         self.state = RunState()
@@ -175,7 +176,7 @@ class Trainer:
         set_rng_state(training.rank_rngs[self.world.rank] if self.world.distributed else training.rng)
 
     def save(self, name: str) -> Path:
-        path = self.out_dir / name
+        path = self.files.dir / name
         save_checkpoint(self.checkpoint(), path)
         return path
 
@@ -186,14 +187,14 @@ class Trainer:
         if not self.world.is_main:
             return
         ckpt = self.checkpoint(rank_rngs)
-        save_checkpoint(ckpt, self.out_dir / "last.pt")
+        save_checkpoint(ckpt, self.files.last)
         if best:
-            save_checkpoint(ckpt, self.out_dir / "best.pt")
+            save_checkpoint(ckpt, self.files.best)
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.state.metrics)
-        atomic_write(self.out_dir / "metrics.csv", text.getvalue().encode("utf-8"), "metrics")
+        atomic_write(self.files.metrics, text.getvalue().encode("utf-8"), "metrics")
 
     # -- validation ---------------------------------------------------------------------------------
     def validate(self):
