@@ -1,6 +1,7 @@
 """training/trainer.py: the optimisation step, the epoch loop and what it writes, the stopping rules
 (stop request, time budget, early stopping), the learning-rate plateau schedule, and the promise that
 a non-finite value or a failed save never reaches or breaks a saved run."""
+import copy
 import csv
 
 import pytest
@@ -10,11 +11,12 @@ from conftest import TINY_CORPUS, TINY_TRAIN, fail_writes_of, one_error_line, sn
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.config import TrainConfig
 from lyricgen.model import LyricsRNN
-from lyricgen.scoring.score import Score
+from lyricgen.scoring.score import Score, score, token_nll, validation_ngram_logp
 from lyricgen.training import trainer as trainer_module
 from lyricgen.training.data import num_batches
 from lyricgen.checkpoint import RunState
-from lyricgen.training.trainer import METRIC_FIELDS, Trainer, end_period, make_optimizer, train_step
+from lyricgen.training.trainer import (METRIC_FIELDS, Trainer, end_period, make_optimizer, train_step,
+                                       validation_scores)
 
 REQUIRED_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "tokens_per_s", "elapsed_s"]
 
@@ -63,6 +65,28 @@ def test_training_without_validation_keeps_every_epoch_as_best(tiny_lines, tmp_p
     assert not trainer.data.val.ids
     best = load_checkpoint(tmp_path / "best.pt")
     assert best.training.state.epoch == 2 and [r["val_loss"] for r in best.training.state.metrics] == ["", ""]
+
+
+def test_validation_fits_the_mixture_weight_then_scores_with_it(tiny_lines):
+    """Training's policy, not scoring's: EM on the validation text sets the weight, then the
+    validation score is the plain score of the model with that weight."""
+    from lyricgen.fitted.mixture import DEFAULT_WEIGHT
+
+    trainer = tiny_trainer(tiny_lines, "unused")
+    mixture, data, cpu = trainer.side.mixture, trainer.data, torch.device("cpu")
+    assert mixture.weight == DEFAULT_WEIGHT and mixture.val_logp is not None
+    result, network = validation_scores(trainer.model, data.val, data.vocab, trainer.side, cpu)
+    fitted = mixture.weight
+    assert fitted != DEFAULT_WEIGHT and 0 < fitted < 1
+    by_hand = copy.deepcopy(mixture)
+    by_hand.weight = DEFAULT_WEIGHT
+    nll = token_nll(trainer.model, data.val.ids, data.vocab.line_break_id, data.vocab.unk_id, trainer.side.unk.prob,
+                    cpu)
+    by_hand.fit_weight(-nll, validation_ngram_logp(by_hand, data.val, data.vocab, trainer.side.unk))
+    assert by_hand.weight == fitted
+    assert score(trainer.model, data.val, data.vocab, trainer.side.unk, cpu, trainer.side.repeat, mixture,
+                 validation=True) == (result, network)
+    assert mixture.weight == fitted
 
 
 # -- stopping -------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from ..config import TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
 from ..fileio import atomic_write
 from ..runtime import amp_dtype, cpu_threads
-from ..scoring.score import score, token_nll
+from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
 from ..fitted import SideModels
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Prepared, epoch_order, num_batches
@@ -121,6 +121,17 @@ def end_period(state: RunState, config: TrainConfig) -> bool:
     return False
 
 
+def validation_scores(model, val: Text, vocab, side: SideModels, device) -> tuple[Score, Score]:
+    """(the score training selects by, the network alone's) on the validation text, the mixture's
+    weight fitted on it first: EM on the network's and the train-only n-gram's probabilities of the
+    validation targets. Training sets the weight generation mixes with; scoring only reads it."""
+    nll = token_nll(model, val.ids, vocab.line_break_id, vocab.unk_id, side.unk.prob, device).cpu()
+    ngram = validation_ngram_logp(side.mixture, val, vocab, side.unk)
+    if ngram is not None:
+        side.mixture.fit_weight(-nll, ngram)
+    return selected(parts_of(nll, val, vocab, side.unk, side.repeat, side.mixture, validation=True), side.mixture)
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -206,8 +217,7 @@ class Trainer:
         if self.world.is_main:
             started = time.monotonic()
             with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
-                result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device,
-                               self.side.repeat, self.side.mixture, validation=True, fit_mixture=True)
+                result = validation_scores(self.model, self.data.val, self.data.vocab, self.side, self.device)
             self._validation_s = time.monotonic() - started
         if self.world.distributed:
             result, self._validation_s = self.world.broadcast((result, self._validation_s))
