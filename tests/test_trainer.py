@@ -7,7 +7,7 @@ import csv
 import pytest
 import torch
 
-from conftest import TINY_CORPUS, TINY_TRAIN, fail_writes_of, one_error_line, snapshot, tiny_trainer
+from conftest import TINY_CORPUS, TINY_TRAIN, fail_writes_of, one_error_line, same_tensors, snapshot, tiny_trainer
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.config import TrainConfig
 from lyricgen.model import LyricsRNN
@@ -15,7 +15,8 @@ from lyricgen.scoring.score import Score, score, token_nll, validation_ngram_log
 from lyricgen.training import trainer as trainer_module
 from lyricgen.training.data import num_batches
 from lyricgen.checkpoint import RunState
-from lyricgen.training.trainer import (METRIC_FIELDS, Trainer, end_period, make_optimizer, train_step,
+from lyricgen.training.distributed import SINGLE, World
+from lyricgen.training.trainer import (METRIC_FIELDS, Trainer, end_period, make_optimizer, share, train_step,
                                        validation_scores)
 
 REQUIRED_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "tokens_per_s", "elapsed_s"]
@@ -38,10 +39,43 @@ def test_train_step_reduces_loss_on_one_batch(tiny_lines):
     trainer = tiny_trainer(tiny_lines, "unused")
     x, y = trainer.train_data.get_batch(torch.arange(8))
     optimizer = make_optimizer(trainer.model, trainer.config)
-    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == trainer.config.lr
     losses = [train_step(trainer.model, optimizer, x, y, clip=1.0)[0] for _ in range(15)]
     assert losses[-1] < losses[0] - 0.5
     assert train_step(trainer.model, optimizer, x, y, clip=1.0)[1] == int((y != -100).sum())
+
+
+class RankOfTwo(World):
+    """Rank `rank` of a world of two without a process group: its collectives see only its own share."""
+    world_size = 2
+
+    def __init__(self, rank):
+        self.rank = rank
+
+
+def test_one_process_takes_the_plain_step_bit_for_bit(tiny_lines, monkeypatch):
+    """The trainer's one step, through a world of one, is exactly mean cross-entropy, clip, Adam."""
+    trainer = tiny_trainer(tiny_lines, "unused")
+    reference = copy.deepcopy(trainer.model)
+    window = torch.tensor([5, 0, 9, len(trainer.data.train) - 1])  # the last window is padded
+    x, y, tokens = share(trainer.data.train, window, SINGLE)
+    assert torch.equal(x, trainer.data.train.inputs[window]) and tokens == int((y != -100).sum())
+    loss, ntok = train_step(trainer.model, make_optimizer(trainer.model, trainer.config), x, y, 1.0, step=1,
+                            world=SINGLE, tokens=tokens)
+
+    optimizer = make_optimizer(reference, trainer.config)
+    logits, _ = reference(x)
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), y.reshape(-1).long(),
+                                                 ignore_index=-100)
+    expected.backward()
+    torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+    optimizer.step()
+    assert (loss, ntok) == (expected.item(), tokens)
+    same_tensors(trainer.model.state_dict(), reference.state_dict(), "weights")
+
+    worlds = []  # and the loop calls that one step, with a world of one
+    monkeypatch.setattr(trainer_module, "train_step", lambda *a, **k: worlds.append(a[7]) or train_step(*a, **k))
+    trainer.config.max_steps = 2
+    assert trainer.run() == "max_steps" and worlds == [SINGLE, SINGLE]
 
 
 def test_metrics_csv_columns(tiny_run):
@@ -193,6 +227,21 @@ def _inf_gradient(monkeypatch):
 
 
 FAULTS = {"nan loss": (_nan_forward, "training loss is nan"), "inf gradient": (_inf_gradient, "gradient norm is inf")}
+
+
+@pytest.mark.parametrize("fault", ["nan loss", "inf gradient"])
+def test_the_non_finite_messages_are_the_same_for_one_process_and_for_every_rank(tiny_lines, monkeypatch, fault):
+    trainer = tiny_trainer(tiny_lines, "unused")
+    window = torch.arange(3)
+    FAULTS[fault][0](monkeypatch)
+    messages = []
+    for world in (SINGLE, RankOfTwo(0), RankOfTwo(1)):
+        x, y, tokens = share(trainer.data.train, window, world)
+        with pytest.raises(trainer_module.NonFiniteLoss) as info:
+            train_step(trainer.model, make_optimizer(trainer.model, trainer.config), x, y, 1.0, step=7, world=world,
+                       tokens=tokens)
+        messages.append(str(info.value))
+    assert messages[0].startswith(f"{FAULTS[fault][1]} at step 7;") and len(set(messages)) == 1
 
 
 @pytest.mark.parametrize("when", ["fresh run", "resumed run"])

@@ -5,8 +5,9 @@ epoch e is a pure function of (seed, e), and the RNG state (dropout) is saved wi
 so a resumed run - from an epoch boundary or from the middle of an epoch - continues bit for bit as
 the uninterrupted one would.
 
-Under torchrun (distributed.py) each rank trains on its share of every step's batch (shard_step),
-rank 0 alone writes files, and every stop and validation result is agreed by all ranks.
+Under torchrun (distributed.py) each rank trains on its share of every step's batch (share, then
+train_step: one process is a world of one, so one step serves both), rank 0 alone writes files, and
+every stop and validation result is agreed by all ranks.
 
 Stopping rules, checked around every step: a stop request (a signal), --max-steps, the end of the
 last epoch, early stopping (--patience periods without a better validation loss), and the time
@@ -31,7 +32,7 @@ from ..runtime import amp_dtype, cpu_threads
 from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
 from ..fitted import SideModels
 from ..text.corpus import CorpusInfo
-from .data import IGNORE, Prepared, epoch_order, num_batches
+from .data import IGNORE, Prepared, WindowDataset, epoch_order, num_batches
 from .distributed import SINGLE, World
 from .files import RunFiles
 
@@ -44,63 +45,54 @@ class NonFiniteLoss(LyricgenError):
     pass
 
 
-def train_step(model, optimizer, x, y, clip: float, dtype=None, step: int = 0) -> tuple[float, int]:
-    """One Adam step on a (B, T) batch; returns (mean token loss, number of target tokens).
+def train_step(net, optimizer, x, y, clip: float, dtype=None, step: int = 0, world: World = SINGLE,
+               tokens: int | None = None) -> tuple[float, int]:
+    """One Adam step on this process's (B, T) share of a batch; returns (the whole batch's mean token
+    loss, its number of target tokens). One process is a world of one, whose share is the batch.
 
-    A non-finite loss or gradient raises before the optimizer touches the weights, so nothing bad
-    is ever saved.
+    tokens: the whole batch's target tokens over all ranks (default: this share's). The share's mean
+    token loss is weighted by its part of them, times the world size as DDP averages the ranks'
+    gradients: every world takes the step one process takes on the whole batch, whatever the
+    padding or a short last batch leave to each rank (a world of one: weight 1, the plain mean). The
+    loss is summed over the ranks before anyone steps, and a non-finite loss or gradient raises
+    before the optimizer touches the weights: one bad rank stops them all, and nothing bad is saved.
     """
-    model.train()
+    net.train()
     with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        logits, _ = model(x)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long(), ignore_index=IGNORE)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+        logits, _ = net(x)  # (B, T, V)
+    logits, y = logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long()
+    mine = int((y != IGNORE).sum())
+    tokens = mine if tokens is None else tokens
+    if mine:
+        loss = F.cross_entropy(logits, y, ignore_index=IGNORE) * (world.world_size * mine / tokens)
+    else:  # a short last batch left this rank nothing: no loss, but a backward pass DDP waits for
+        loss = logits.sum() * 0.0
+    value = world.all_reduce_sum(loss.detach().double()).item() / world.world_size
+    check_finite("training loss", value, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    if not torch.isfinite(norm):
-        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
-    optimizer.step()
-    return value, int((y != IGNORE).sum())
-
-
-def shard_step(model, optimizer, data, window: torch.Tensor, world: World, clip: float, dtype=None,
-                step: int = 0) -> tuple[float, int]:
-    """One data-parallel step: this rank's share of the global batch `window` (window indices, the
-    same on every rank); returns (the global batch's mean token loss, its number of target tokens).
-
-    Rank r takes windows r, r+W, r+2W... Its loss is its summed token loss over (the global batch's
-    target tokens / W), so DDP's mean of the ranks' gradients is the gradient of the global batch's
-    mean token loss: exactly the step one process takes on the whole window, whatever the padding or
-    a short last batch leave on each rank. The loss is summed over the ranks before anyone steps, so
-    a non-finite loss on one rank stops them all.
-    """
-    tokens = int((data.targets[window] != IGNORE).sum())
-    mine = window[world.rank::world.world_size]
-    x, y = data.get_batch(mine if len(mine) else window[:1])
-    if not len(mine):  # a short last batch left nothing to this rank: a window that adds no loss
-        y = torch.full_like(y, IGNORE)
-    model.train()
-    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        logits, _ = model(x)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long(), ignore_index=IGNORE,
-                           reduction="sum")
-    value = world.all_reduce_sum(loss.detach().clone()).item() / tokens
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
-    optimizer.zero_grad(set_to_none=True)
-    (loss * (world.world_size / tokens)).backward()  # DDP averages the gradients over the ranks
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)  # the same averaged gradients everywhere
-    if not torch.isfinite(norm):
-        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip)  # the same averaged gradients everywhere
+    check_finite("gradient norm", float(norm), step)
     optimizer.step()
     return value, tokens
+
+
+def check_finite(what: str, value: float, step: int) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"{what} is {value} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+
+
+def share(windows: WindowDataset, window: torch.Tensor, world: World) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """This rank's share of a step's windows `window` (the same indices on every rank): windows r,
+    r+W, r+2W... as (B, T) inputs and targets, and the whole step's number of target tokens. A world
+    of one takes them all."""
+    tokens = int((windows.targets[window] != IGNORE).sum())
+    mine = window[world.rank::world.world_size]
+    x, y = windows.get_batch(mine if len(mine) else window[:1])
+    if not len(mine):  # a short last batch left nothing to this rank: a window that adds no loss
+        y = torch.full_like(y, IGNORE)
+    return x, y, tokens
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
@@ -302,14 +294,9 @@ class Trainer:
             self._order = (st.epoch, epoch_order(len(self.train_data), cfg.seed, st.epoch).to(self.device))
         b = st.batch_in_epoch
         window = self._order[1][b * self.global_batch:(b + 1) * self.global_batch]
-        if self.world.distributed:
-            t0 = time.perf_counter()
-            loss, ntok = shard_step(self.net, self.optimizer, self.train_data, window, self.world, cfg.clip,
-                                    self.dtype, st.step + 1)
-        else:
-            x, y = self.train_data.get_batch(window)
-            t0 = time.perf_counter()
-            loss, ntok = train_step(self.model, self.optimizer, x, y, cfg.clip, self.dtype, st.step + 1)
+        x, y, tokens = share(self.train_data, window, self.world)
+        t0 = time.perf_counter()
+        loss, ntok = train_step(self.net, self.optimizer, x, y, cfg.clip, self.dtype, st.step + 1, self.world, tokens)
         dt = time.perf_counter() - t0
         st.step += 1
         st.batch_in_epoch += 1
