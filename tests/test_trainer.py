@@ -26,8 +26,8 @@ def test_training_reduces_loss(tiny_lines, tmp_path):
     trainer = tiny_trainer(tiny_lines, tmp_path, epochs=4)
     steps, rows = [], []
     assert trainer.run(on_step=steps.append, on_epoch=rows.append) == "done"
-    nb = num_batches(len(trainer.train_data), 8)
-    assert trainer.num_batches == nb and trainer.state.step == 4 * nb == len(steps)
+    nb = num_batches(len(trainer.data.train), 8)
+    assert trainer.batches.per_epoch == nb and trainer.state.step == 4 * nb == len(steps)
     assert [s["step"] for s in steps] == list(range(1, 4 * nb + 1))
     assert {"epoch", "batch", "batches", "step", "loss", "tokens_per_s"} <= set(steps[0])
     assert rows == trainer.state.metrics and len(rows) == 4
@@ -35,9 +35,22 @@ def test_training_reduces_loss(tiny_lines, tmp_path):
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]
 
 
+def test_the_summary_is_what_the_run_reports(tiny_lines, tmp_path):
+    trainer = tiny_trainer(tiny_lines, tmp_path, epochs=2, max_steps=13)
+    before = trainer.summary()
+    assert (before.step, before.epoch, before.best_loss, before.stop_signal) == (0, 0, float("inf"), None)
+    assert before.total_steps == 2 * trainer.batches.per_epoch == 22 and before.windows == len(trainer.data.train)
+    assert (before.vocab_size, before.val_tokens) == (len(trainer.data.vocab), len(trainer.data.val.ids))
+    assert before.parameters == sum(p.numel() for p in trainer.model.parameters()) and before.world_size == 1
+    assert before.files.last == tmp_path / "last.pt" and before.tokenizer.unit == "word"
+    assert trainer.run() == "max_steps"
+    after = trainer.summary()
+    assert (after.step, after.epoch) == (13, 1) and after.best_loss == trainer.state.metrics[0]["val_loss"]
+
+
 def test_train_step_reduces_loss_on_one_batch(tiny_lines):
     trainer = tiny_trainer(tiny_lines, "unused")
-    x, y = trainer.train_data.get_batch(torch.arange(8))
+    x, y = trainer.data.train.get_batch(torch.arange(8))
     optimizer = make_optimizer(trainer.model, trainer.config)
     losses = [train_step(trainer.model, optimizer, x, y, clip=1.0)[0] for _ in range(15)]
     assert losses[-1] < losses[0] - 0.5
@@ -52,9 +65,9 @@ class RankOfTwo(World):
         self.rank = rank
 
 
-def test_one_process_takes_the_plain_step_bit_for_bit(tiny_lines, monkeypatch):
+def test_one_process_takes_the_plain_step_bit_for_bit(tiny_lines, tmp_path, monkeypatch):
     """The trainer's one step, through a world of one, is exactly mean cross-entropy, clip, Adam."""
-    trainer = tiny_trainer(tiny_lines, "unused")
+    trainer = tiny_trainer(tiny_lines, tmp_path)
     reference = copy.deepcopy(trainer.model)
     window = torch.tensor([5, 0, 9, len(trainer.data.train) - 1])  # the last window is padded
     x, y, tokens = share(trainer.data.train, window, SINGLE)
@@ -200,7 +213,7 @@ def test_periods_shorter_than_min_period_steps_are_judged_together(tiny_lines, t
     monkeypatch.setattr(Trainer, "validate", _constant_validation([4.0] * 20))
     monkeypatch.setattr(trainer_module, "MIN_PERIOD_STEPS", 20)  # an epoch is 11 steps: a period is 2 epochs
     trainer = tiny_trainer(tiny_lines, tmp_path, epochs=20, patience=3, lr=0.01)
-    assert trainer.num_batches == 11
+    assert trainer.batches.per_epoch == 11
     assert trainer.run() == "early_stop"
     rows = trainer.state.metrics
     assert len(rows) == 8  # periods end at epochs 2 (first: improved), 4, 6 (lr cut) and 8 (third bad one)
