@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from ..checkpoint import Checkpoint, RunState, TrainingState, current_versions, save_checkpoint
 from ..config import TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
-from ..model import count_parameters
 from ..fileio import atomic_write
+from ..model import count_parameters
 from ..runtime import amp_dtype, cpu_threads
 from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
 from ..fitted import SideModels
