@@ -61,38 +61,34 @@ def cmd_train(args) -> int:
 
 
 def train(args, run: RunConfig, world) -> int:
-    from .model import count_parameters
     from .training.run import open_run, stop_on_signals
 
     quiet = run.quiet or not world.is_main
     with TokenizingBar(quiet) as on_tokenized:
         trainer = open_run(run, given(args, TrainConfig, ModelConfig, TokenizerConfig), on_tokenized, world)
     report = (lambda *a: None) if quiet else say
-    data, model, config = trainer.data, trainer.model, trainer.config
-    report(f"corpus {trainer.corpus.path}: {trainer.corpus.lines} lines; training windows {len(data.train)} x "
-           f"{config.seq_len} tokens; validation {len(data.val.ids)} tokens ({data.val_seen_share:.1%} of "
-           "validation lines also occur in training)")
-    tok = trainer.tokenizer
-    units = "characters" if tok.unit == "char" else f"words, min_freq {tok.min_freq}"
-    report(f"vocabulary {len(data.vocab)} entries ({units}); model "
-           f"{model.config.cell} {count_parameters(model):,} parameters on {trainer.device}"
-           + (f", {world.world_size} processes of {config.batch_size} windows per step" if world.distributed else ""))
-    with TrainingBar(trainer, quiet) as (on_step, on_epoch), stop_on_signals(trainer):
+    s = trainer.summary()
+    report(f"corpus {s.corpus.path}: {s.corpus.lines} lines; training windows {s.windows} x {s.seq_len} tokens; "
+           f"validation {s.val_tokens} tokens ({s.val_seen_share:.1%} of validation lines also occur in training)")
+    units = "characters" if s.tokenizer.unit == "char" else f"words, min_freq {s.tokenizer.min_freq}"
+    report(f"vocabulary {s.vocab_size} entries ({units}); model {s.cell} {s.parameters:,} parameters on {s.device}"
+           + (f", {s.world_size} processes of {s.batch_size} windows per step" if s.world_size > 1 else ""))
+    with TrainingBar(s, quiet) as (on_step, on_epoch), stop_on_signals(trainer):
         reason = trainer.run(on_step=on_step, on_epoch=on_epoch)
-    st, out = trainer.state, trainer.out_dir
+    s = trainer.summary()
     if not world.is_main:
-        return 128 + trainer.stop_signal if reason == "signal" else 0
+        return 128 + s.stop_signal if reason == "signal" else 0
     if reason == "signal":
         import signal
 
-        say(f"lyricgen: {signal.Signals(trainer.stop_signal).name}: saved {out / 'last.pt'} at step {st.step}; "
-            f"resume with: lyricgen train --resume {out / 'last.pt'}")
-        return 128 + trainer.stop_signal
-    best = f"best validation loss {st.best_loss:.4f}" if st.best_loss != float("inf") else "no validation yet"
-    draw_plot(out, report)
-    files = ", ".join(n for n in ("best.pt", "last.pt", "metrics.png") if (out / n).exists())
-    report(f"stopped ({reason.replace('_', ' ')}) after {st.epoch} epochs, {st.step} steps; {best}; "
-           f"checkpoints in {out}/ ({files})")
+        say(f"lyricgen: {signal.Signals(s.stop_signal).name}: saved {s.files.last} at step {s.step}; "
+            f"resume with: lyricgen train --resume {s.files.last}")
+        return 128 + s.stop_signal
+    best = f"best validation loss {s.best_loss:.4f}" if s.best_loss != float("inf") else "no validation yet"
+    draw_plot(s.files.dir, report)
+    written = ", ".join(p.name for p in (s.files.best, s.files.last, s.files.plot) if p.exists())
+    report(f"stopped ({reason.replace('_', ' ')}) after {s.epoch} epochs, {s.step} steps; {best}; "
+           f"checkpoints in {s.files.dir}/ ({written})")
     return 0
 
 
@@ -133,12 +129,10 @@ class TokenizingBar:
 class TrainingBar:
     """A tqdm bar over the steps and one line per validation, unless quiet."""
 
-    def __init__(self, trainer, quiet: bool):
+    def __init__(self, summary, quiet: bool):
         from tqdm import tqdm
 
-        st = trainer.state
-        total = max(trainer.config.epochs * trainer.num_batches, st.step)
-        self.bar = tqdm(total=total, initial=st.step, unit="step", dynamic_ncols=True,
+        self.bar = tqdm(total=summary.total_steps, initial=summary.step, unit="step", dynamic_ncols=True,
                         disable=True if quiet else None, leave=False)
         self.quiet = quiet
 

@@ -1,5 +1,6 @@
-"""training/distributed.py and trainer.shard_step: two gloo processes started by torchrun on this CPU.
-Ranks end with identical weights; two ranks at batch B take the steps one process takes at 2B; a run
+"""training/distributed.py and each rank's share of the one step (trainer.share, trainer.train_step),
+then two gloo processes started by torchrun on this CPU. The ranks' shares average to the
+one-process step; ranks end with identical weights; two ranks at batch B take the steps one process takes at 2B; a run
 stopped by --max-steps and resumed equals the uninterrupted one; SIGTERM to torchrun leaves a loadable
 checkpoint and every process exits; another world size on resume is refused with one line."""
 import json
@@ -64,27 +65,38 @@ def test_world_size_and_rank_rngs_round_trip_and_old_files_read_as_one(tiny_ckpt
         from_dict(raw)
 
 
-def test_shard_step_of_one_rank_is_the_plain_step():
-    """A world of one through shard_step: the same step as train_step, up to summation order."""
+@pytest.mark.parametrize("window", [[8, 3, 5], [4, 8, 1, 6], [8]], ids=["uneven", "even", "empty rank"])
+def test_the_ranks_shares_average_to_the_one_process_step(window):
+    """The one step (trainer.share, trainer.train_step) for each rank of two, without a process group:
+    the mean of the ranks' gradients (what DDP takes) is the world of one's gradient on the whole
+    window, and their losses add up to its loss, whatever the padding (window 8 is padded) or a rank
+    left with nothing."""
     from lyricgen.config import ModelConfig, TrainConfig
     from lyricgen.model import LyricsRNN
     from lyricgen.training.data import WindowDataset
-    from lyricgen.training.distributed import SINGLE
-    from lyricgen.training.trainer import make_optimizer, shard_step, train_step
+    from lyricgen.training.distributed import SINGLE, World
+    from lyricgen.training.trainer import make_optimizer, share, train_step
+
+    class Rank(World):
+        world_size = 2
+
+        def __init__(self, rank):
+            self.rank = rank
 
     data = WindowDataset(torch.arange(70) % 13, seq_len=8)  # 9 windows, the last one padded
-    models = []
-    for _ in range(2):
+    window = torch.tensor(window)
+    losses, grads = [], []
+    for world in (SINGLE, Rank(0), Rank(1)):
         torch.manual_seed(0)
-        models.append(LyricsRNN(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=16, dropout=0.0,
-                                            embed_dropout=0.0)))
-    opts = [make_optimizer(m, TrainConfig()) for m in models]
-    window = torch.tensor([8, 3, 5])
-    a = shard_step(models[0], opts[0], data, window, SINGLE, clip=1.0)
-    b = train_step(models[1], opts[1], *data.get_batch(window), clip=1.0)
-    assert a[1] == b[1] == 2 * 8 + 5 and a[0] == pytest.approx(b[0], rel=1e-6)
-    for (name, x), y in zip(models[0].state_dict().items(), models[1].state_dict().values()):
-        assert torch.allclose(x, y, atol=1e-6), name
+        model = LyricsRNN(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=16, dropout=0.0, embed_dropout=0.0))
+        x, y, tokens = share(data, window, world)
+        loss, ntok = train_step(model, make_optimizer(model, TrainConfig()), x, y, clip=1e9, world=world, tokens=tokens)
+        assert ntok == int((data.targets[window] != -100).sum())
+        losses.append(loss)
+        grads.append([p.grad for p in model.parameters()])  # clip 1e9: the unclipped gradients
+    assert losses[1] + losses[2] == pytest.approx(losses[0], rel=1e-6)
+    for whole, g0, g1 in zip(*grads):
+        assert torch.allclose((g0 + g1) / 2, whole, atol=1e-7, rtol=1e-5)
 
 
 def test_two_ranks_at_batch_b_take_the_steps_of_one_process_at_2b(tmp_path):

@@ -23,7 +23,8 @@ from conftest import (TINY_CORPUS, TINY_DATA, TINY_OPTIONS, call_cli, one_error_
 from lyricgen.checkpoint import load_checkpoint, save_checkpoint
 from lyricgen.config import RunConfig
 from lyricgen.errors import LyricgenError
-from lyricgen.training.run import RUN_FILES, open_run, stop_on_signals
+from lyricgen.training.files import RunFiles
+from lyricgen.training.run import open_run, stop_on_signals
 
 CPU = {"device": "cpu"}
 NEW_RUN = {**TINY_OPTIONS, "epochs": 1}
@@ -49,7 +50,7 @@ def test_out_holding_a_run_is_refused_without_force_or_resume(run_copy):
 def test_force_starts_over_deleting_the_old_runs_files(run_copy):
     trainer = open_run(RunConfig(corpus=str(TINY_CORPUS), out=str(run_copy), force=True, **CPU),
                        {**NEW_RUN, "max_steps": 1, "seed": 5})
-    assert not any((run_copy / name).exists() for name in RUN_FILES)  # gone before the first step
+    assert not any(path.exists() for path in RunFiles(run_copy).all())  # gone before the first step
     assert trainer.run() == "max_steps"
     assert sorted(p.name for p in run_copy.iterdir()) == ["last.pt", "metrics.csv"]  # no best.pt of the old run
     assert load_checkpoint(run_copy / "last.pt").training.state.step == 1

@@ -8,7 +8,7 @@ import torch
 from lyricgen.config import ModelConfig
 from lyricgen.model import LyricsRNN
 from lyricgen.fitted.repeat import RepeatModel
-from lyricgen.scoring.score import UNK_CHAR_BITS, Score, Text, count_chars, score, token_nll
+from lyricgen.scoring.score import UNK_CHAR_BITS, Score, Text, count_chars, score, score_parts, token_nll
 from lyricgen.fitted.unk import UnkModel
 from lyricgen.text.vocab import Vocab
 
@@ -137,3 +137,22 @@ def test_score_with_repeat_model(vocab):
     assert (mixed.tokens, mixed.chars) == (plain.tokens, plain.chars)
     # a repeat model without a table (an old checkpoint's) changes nothing
     assert score(uniform_model(V), text, vocab, UnkModel(0.0), CPU, RepeatModel())[0] == plain
+
+
+def test_scoring_reads_the_mixture_weight_and_never_fits_it(vocab):
+    """Scoring the run's validation text (the stored train-only n-gram) or any other text leaves the
+    weight as it was; a different weight gives a different score (training fits it: test_trainer)."""
+    from lyricgen.fitted.mixture import DEFAULT_WEIGHT, Mixture
+
+    text = Text.encode(vocab, [["月光", "下"], ["我", "不", "分开"]])
+    train = [vocab.line_break_id] + Text.encode(vocab, TRAIN).ids
+    mixture = Mixture.fit(train, text.ids, len(vocab), vocab.line_break_id, order=3)
+    model, unk = random_model(len(vocab)), UnkModel(0.1)
+    parts = score_parts(model, text, vocab, unk, CPU, None, mixture, validation=True)
+    assert score(model, text, vocab, unk, CPU, None, mixture, validation=True) == (parts["model"], parts["network"])
+    score_parts(model, Text.encode(vocab, [["下"]]), vocab, unk, CPU, None, mixture)
+    assert mixture.weight == DEFAULT_WEIGHT
+    mixture.weight = 0.9
+    reweighted = score_parts(model, text, vocab, unk, CPU, None, mixture, validation=True)
+    assert reweighted["model"].nll != pytest.approx(parts["model"].nll) and reweighted["network"] == parts["network"]
+    assert mixture.weight == 0.9

@@ -1,20 +1,23 @@
 """training/trainer.py: the optimisation step, the epoch loop and what it writes, the stopping rules
 (stop request, time budget, early stopping), the learning-rate plateau schedule, and the promise that
 a non-finite value or a failed save never reaches or breaks a saved run."""
+import copy
 import csv
 
 import pytest
 import torch
 
-from conftest import TINY_CORPUS, TINY_TRAIN, fail_writes_of, one_error_line, snapshot, tiny_trainer
+from conftest import TINY_CORPUS, TINY_TRAIN, fail_writes_of, one_error_line, same_tensors, snapshot, tiny_trainer
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.config import TrainConfig
 from lyricgen.model import LyricsRNN
-from lyricgen.scoring.score import Score
+from lyricgen.scoring.score import Score, score, token_nll, validation_ngram_logp
 from lyricgen.training import trainer as trainer_module
 from lyricgen.training.data import num_batches
 from lyricgen.checkpoint import RunState
-from lyricgen.training.trainer import METRIC_FIELDS, Trainer, end_period, make_optimizer, train_step
+from lyricgen.training.distributed import SINGLE, World
+from lyricgen.training.trainer import (METRIC_FIELDS, Trainer, end_period, make_optimizer, share, train_step,
+                                       validation_scores)
 
 REQUIRED_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_ppl", "val_bpc_open", "tokens_per_s", "elapsed_s"]
 
@@ -23,8 +26,8 @@ def test_training_reduces_loss(tiny_lines, tmp_path):
     trainer = tiny_trainer(tiny_lines, tmp_path, epochs=4)
     steps, rows = [], []
     assert trainer.run(on_step=steps.append, on_epoch=rows.append) == "done"
-    nb = num_batches(len(trainer.train_data), 8)
-    assert trainer.num_batches == nb and trainer.state.step == 4 * nb == len(steps)
+    nb = num_batches(len(trainer.data.train), 8)
+    assert trainer.batches.per_epoch == nb and trainer.state.step == 4 * nb == len(steps)
     assert [s["step"] for s in steps] == list(range(1, 4 * nb + 1))
     assert {"epoch", "batch", "batches", "step", "loss", "tokens_per_s"} <= set(steps[0])
     assert rows == trainer.state.metrics and len(rows) == 4
@@ -32,14 +35,60 @@ def test_training_reduces_loss(tiny_lines, tmp_path):
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]
 
 
+def test_the_summary_is_what_the_run_reports(tiny_lines, tmp_path):
+    trainer = tiny_trainer(tiny_lines, tmp_path, epochs=2, max_steps=13)
+    before = trainer.summary()
+    assert (before.step, before.epoch, before.best_loss, before.stop_signal) == (0, 0, float("inf"), None)
+    assert before.total_steps == 2 * trainer.batches.per_epoch == 22 and before.windows == len(trainer.data.train)
+    assert (before.vocab_size, before.val_tokens) == (len(trainer.data.vocab), len(trainer.data.val.ids))
+    assert before.parameters == sum(p.numel() for p in trainer.model.parameters()) and before.world_size == 1
+    assert before.files.last == tmp_path / "last.pt" and before.tokenizer.unit == "word"
+    assert trainer.run() == "max_steps"
+    after = trainer.summary()
+    assert (after.step, after.epoch) == (13, 1) and after.best_loss == trainer.state.metrics[0]["val_loss"]
+
+
 def test_train_step_reduces_loss_on_one_batch(tiny_lines):
     trainer = tiny_trainer(tiny_lines, "unused")
-    x, y = trainer.train_data.get_batch(torch.arange(8))
+    x, y = trainer.data.train.get_batch(torch.arange(8))
     optimizer = make_optimizer(trainer.model, trainer.config)
-    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == trainer.config.lr
     losses = [train_step(trainer.model, optimizer, x, y, clip=1.0)[0] for _ in range(15)]
     assert losses[-1] < losses[0] - 0.5
     assert train_step(trainer.model, optimizer, x, y, clip=1.0)[1] == int((y != -100).sum())
+
+
+class RankOfTwo(World):
+    """Rank `rank` of a world of two without a process group: its collectives see only its own share."""
+    world_size = 2
+
+    def __init__(self, rank):
+        self.rank = rank
+
+
+def test_one_process_takes_the_plain_step_bit_for_bit(tiny_lines, tmp_path, monkeypatch):
+    """The trainer's one step, through a world of one, is exactly mean cross-entropy, clip, Adam."""
+    trainer = tiny_trainer(tiny_lines, tmp_path)
+    reference = copy.deepcopy(trainer.model)
+    window = torch.tensor([5, 0, 9, len(trainer.data.train) - 1])  # the last window is padded
+    x, y, tokens = share(trainer.data.train, window, SINGLE)
+    assert torch.equal(x, trainer.data.train.inputs[window]) and tokens == int((y != -100).sum())
+    loss, ntok = train_step(trainer.model, make_optimizer(trainer.model, trainer.config), x, y, 1.0, step=1,
+                            world=SINGLE, tokens=tokens)
+
+    optimizer = make_optimizer(reference, trainer.config)
+    logits, _ = reference(x)
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), y.reshape(-1).long(),
+                                                 ignore_index=-100)
+    expected.backward()
+    torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+    optimizer.step()
+    assert (loss, ntok) == (expected.item(), tokens)
+    same_tensors(trainer.model.state_dict(), reference.state_dict(), "weights")
+
+    worlds = []  # and the loop calls that one step, with a world of one
+    monkeypatch.setattr(trainer_module, "train_step", lambda *a, **k: worlds.append(a[7]) or train_step(*a, **k))
+    trainer.config.max_steps = 2
+    assert trainer.run() == "max_steps" and worlds == [SINGLE, SINGLE]
 
 
 def test_metrics_csv_columns(tiny_run):
@@ -63,6 +112,28 @@ def test_training_without_validation_keeps_every_epoch_as_best(tiny_lines, tmp_p
     assert not trainer.data.val.ids
     best = load_checkpoint(tmp_path / "best.pt")
     assert best.training.state.epoch == 2 and [r["val_loss"] for r in best.training.state.metrics] == ["", ""]
+
+
+def test_validation_fits_the_mixture_weight_then_scores_with_it(tiny_lines):
+    """Training's policy, not scoring's: EM on the validation text sets the weight, then the
+    validation score is the plain score of the model with that weight."""
+    from lyricgen.fitted.mixture import DEFAULT_WEIGHT
+
+    trainer = tiny_trainer(tiny_lines, "unused")
+    mixture, data, cpu = trainer.side.mixture, trainer.data, torch.device("cpu")
+    assert mixture.weight == DEFAULT_WEIGHT and mixture.val_logp is not None
+    result, network = validation_scores(trainer.model, data.val, data.vocab, trainer.side, cpu)
+    fitted = mixture.weight
+    assert fitted != DEFAULT_WEIGHT and 0 < fitted < 1
+    by_hand = copy.deepcopy(mixture)
+    by_hand.weight = DEFAULT_WEIGHT
+    nll = token_nll(trainer.model, data.val.ids, data.vocab.line_break_id, data.vocab.unk_id, trainer.side.unk.prob,
+                    cpu)
+    by_hand.fit_weight(-nll, validation_ngram_logp(by_hand, data.val, data.vocab, trainer.side.unk))
+    assert by_hand.weight == fitted
+    assert score(trainer.model, data.val, data.vocab, trainer.side.unk, cpu, trainer.side.repeat, mixture,
+                 validation=True) == (result, network)
+    assert mixture.weight == fitted
 
 
 # -- stopping -------------------------------------------------------------------------------------------
@@ -142,7 +213,7 @@ def test_periods_shorter_than_min_period_steps_are_judged_together(tiny_lines, t
     monkeypatch.setattr(Trainer, "validate", _constant_validation([4.0] * 20))
     monkeypatch.setattr(trainer_module, "MIN_PERIOD_STEPS", 20)  # an epoch is 11 steps: a period is 2 epochs
     trainer = tiny_trainer(tiny_lines, tmp_path, epochs=20, patience=3, lr=0.01)
-    assert trainer.num_batches == 11
+    assert trainer.batches.per_epoch == 11
     assert trainer.run() == "early_stop"
     rows = trainer.state.metrics
     assert len(rows) == 8  # periods end at epochs 2 (first: improved), 4, 6 (lr cut) and 8 (third bad one)
@@ -169,6 +240,21 @@ def _inf_gradient(monkeypatch):
 
 
 FAULTS = {"nan loss": (_nan_forward, "training loss is nan"), "inf gradient": (_inf_gradient, "gradient norm is inf")}
+
+
+@pytest.mark.parametrize("fault", ["nan loss", "inf gradient"])
+def test_the_non_finite_messages_are_the_same_for_one_process_and_for_every_rank(tiny_lines, monkeypatch, fault):
+    trainer = tiny_trainer(tiny_lines, "unused")
+    window = torch.arange(3)
+    FAULTS[fault][0](monkeypatch)
+    messages = []
+    for world in (SINGLE, RankOfTwo(0), RankOfTwo(1)):
+        x, y, tokens = share(trainer.data.train, window, world)
+        with pytest.raises(trainer_module.NonFiniteLoss) as info:
+            train_step(trainer.model, make_optimizer(trainer.model, trainer.config), x, y, 1.0, step=7, world=world,
+                       tokens=tokens)
+        messages.append(str(info.value))
+    assert messages[0].startswith(f"{FAULTS[fault][1]} at step 7;") and len(set(messages)) == 1
 
 
 @pytest.mark.parametrize("when", ["fresh run", "resumed run"])

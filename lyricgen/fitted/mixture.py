@@ -6,9 +6,10 @@ Counting characters (fitted/ngram.py) predicts held-out lyrics better than a net
 a few CPU minutes, and the two err differently, so their mixture beats both (docs/tuning.md: a
 single weight did as well as weights per n-gram context order). At the start of a run the n-gram
 is fitted twice: on the training stream alone, to score the validation text once (`val_logp`, kept
-here so a resumed run goes on the same way), from which and the network's probabilities the weight
-is fitted by EM after every validation pass; and on training and validation text together, the one
-the checkpoint carries for generation and evaluation.
+here so a resumed run goes on the same way), from which and the network's probabilities training
+fits the weight by EM after every validation pass (training/trainer.py: validation_scores; scoring
+only reads the weight); and on training and validation text together, the one the checkpoint
+carries for generation and evaluation.
 """
 import math
 from dataclasses import dataclass

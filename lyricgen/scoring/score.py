@@ -97,16 +97,28 @@ def with_unk(logp: torch.Tensor, ids, unk_id: int, unk_prob: float) -> torch.Ten
     return torch.where(is_unk, torch.logaddexp(out, torch.tensor(math.log(unk_prob), dtype=out.dtype)), out)
 
 
-def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False,
-                fit_mixture: bool = False) -> dict:
+def validation_ngram_logp(mixture, text: Text, vocab, unk) -> torch.Tensor | None:
+    """(T,) float64 ln p of the run's validation text under the n-gram fitted without it, the unk
+    mass mixed in (mixture.val_logp, kept from the start of the run); None when `text` is not that
+    text or the mixture keeps none."""
+    if mixture is None or mixture.val_logp is None or mixture.val_logp.numel() != len(text.ids) or not text.ids:
+        return None
+    return with_unk(mixture.val_logp, text.ids, vocab.unk_id, unk.prob)
+
+
+def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False) -> dict:
     """Scores of `text`: "network" (alone), "model" (what generation samples from: the network
     mixed with the n-gram of `mixture`, or the network where there is none) and, with a repeat
     model, "repeat" (the model with the repeat model mixed in).
 
     validation: `text` is the run's validation text, so the n-gram fitted without it scores it
-    (mixture.val_logp), not the one refitted on it; fit_mixture (training): fit the mixture's weight
-    on it first."""
+    (mixture.val_logp), not the one refitted on it."""
     nll = token_nll(model, text.ids, vocab.line_break_id, vocab.unk_id, unk.prob, device).cpu()
+    return parts_of(nll, text, vocab, unk, repeat, mixture, validation)
+
+
+def parts_of(nll: torch.Tensor, text: Text, vocab, unk, repeat=None, mixture=None, validation: bool = False) -> dict:
+    """score_parts from the network's per-token loss `nll` (T,), as token_nll gives it."""
     unk_count = sum(1 for i in text.ids if i == vocab.unk_id)
 
     def make(per_token: torch.Tensor) -> Score:
@@ -119,11 +131,8 @@ def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None
     if mixture is not None and text.ids:
         from ..fitted.mixture import ngram_logp
 
-        if validation and mixture.val_logp is not None and mixture.val_logp.numel() == len(text.ids):
-            ng = with_unk(mixture.val_logp, text.ids, vocab.unk_id, unk.prob)
-            if fit_mixture:
-                mixture.fit_weight(-nll, ng)
-        else:
+        ng = validation_ngram_logp(mixture, text, vocab, unk) if validation else None
+        if ng is None:
             ng = with_unk(ngram_logp(mixture.ngram, torch.tensor(text.ids), vocab.line_break_id), text.ids,
                           vocab.unk_id, unk.prob)
         model_nll = -mixture.mix_logp(-nll.double(), ng)
@@ -133,12 +142,16 @@ def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None
     return parts
 
 
-def score(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False,
-          fit_mixture: bool = False) -> tuple[Score, Score]:
+def selected(parts: dict, mixture=None) -> tuple[Score, Score]:
     """(the score training selects by, the network alone's). With a mixture that is the model
     generation samples from; without one (checkpoints before the n-gram), as before: the network
     with the repeat model when one is given."""
-    parts = score_parts(model, text, vocab, unk, device, repeat, mixture, validation, fit_mixture)
     if mixture is not None:
         return parts["model"], parts["network"]
     return parts.get("repeat", parts["model"]), parts["network"]
+
+
+def score(model, text: Text, vocab, unk, device, repeat=None, mixture=None,
+          validation: bool = False) -> tuple[Score, Score]:
+    """selected(score_parts(...)): what training selects by, and the network alone's score."""
+    return selected(score_parts(model, text, vocab, unk, device, repeat, mixture, validation), mixture)

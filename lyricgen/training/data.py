@@ -71,6 +71,23 @@ def num_batches(num_windows: int, batch_size: int) -> int:
     return math.ceil(num_windows / batch_size)
 
 
+class Batches:
+    """The steps of every epoch: `size` windows a step (all ranks' together) in the epoch's order
+    (epoch_order), so an epoch has `per_epoch` steps, its last one possibly short."""
+
+    def __init__(self, windows: WindowDataset, size: int, seed: int):
+        self.windows, self.size, self.seed = windows, size, seed
+        self.per_epoch = num_batches(len(windows), size)
+        self._order = (None, None)  # (epoch, its window order): drawn once an epoch
+
+    def window(self, epoch: int, b: int) -> torch.Tensor:
+        """The window indices of step b of `epoch`, the same on every rank."""
+        if self._order[0] != epoch:
+            order = epoch_order(len(self.windows), self.seed, epoch).to(self.windows.targets.device)
+            self._order = (epoch, order)
+        return self._order[1][b * self.size:(b + 1) * self.size]
+
+
 @dataclass
 class Prepared:
     """Everything training needs from a corpus: vocabulary, training windows, validation text."""

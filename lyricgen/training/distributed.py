@@ -11,7 +11,7 @@ The Trainer asks a World to agree on a number (every stop is an all_reduce MAX, 
 ranks stop at the same step), take rank 0's object (the validation result, so the schedule and early
 stopping decide alike), gather every rank's object on rank 0 (RNG states for the checkpoint), and let
 each node's first rank go first (it fills the node's token cache, the others then read it). How a
-step is shared between the ranks is trainer.shard_step.
+step is shared between the ranks is trainer.share and trainer.train_step.
 """
 import os
 from contextlib import contextmanager

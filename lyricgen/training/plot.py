@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 from ..errors import LyricgenError
+from .files import METRICS, RunFiles
 
 INSTALL_HINT = "pip install 'lyricgen[plot]'"
 LABELS = {"train_loss": "training", "val_loss": "validation", "train_bpc": "training",
@@ -19,9 +20,9 @@ class PlotUnavailable(LyricgenError):
 
 
 def read_rows(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.csv"
+    path = RunFiles(run_dir).metrics
     if not path.is_file():
-        raise LyricgenError(f"no metrics.csv in {run_dir}: is it a training run's directory?")
+        raise LyricgenError(f"no {METRICS} in {run_dir}: is it a training run's directory?")
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -69,6 +70,6 @@ def plot_run(run_dir) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    path = Path(run_dir) / "metrics.png"
+    path = RunFiles(run_dir).plot
     atomic_write(path, buf.getvalue(), "plot")
     return path

@@ -29,11 +29,10 @@ from ..fitted import SideModels
 from ..text.corpus import CorpusInfo, load_corpus, split_lines
 from .data import prepare
 from .distributed import SINGLE, World
+from .files import DEFAULT_DIR, RunFiles
 from .trainer import Trainer
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.txt"
-DEFAULT_OUT = Path("checkpoints")
-RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.png")  # --force deletes all of them
 CHANGEABLE_ON_RESUME = TrainConfig.option_names(EXTEND) + TrainConfig.option_names(PER_RUN)
 BASE_CHANGEABLE = ("dropout", "embed_dropout")  # of ModelConfig with --init-from: the rest shape the weights
 
@@ -48,16 +47,16 @@ def open_run(run: RunConfig, options: dict, progress=None, world: World = SINGLE
     if run.init_from and run.resume:
         raise LyricgenError("--init-from starts a new run from a base model; it cannot be combined with --resume")
     resumed = load_checkpoint(run.resume) if run.resume else None
-    out = Path(run.out) if run.out else (Path(run.resume).parent if run.resume else DEFAULT_OUT)
+    out = Path(run.out) if run.out else (Path(run.resume).parent if run.resume else DEFAULT_DIR)
     check_out(out, run)
     if resumed is None:
         trainer = _start(run, options, out, device, progress, world)
     else:
         trainer = _resume(resumed, run, options, out, device, progress, world)
     if run.force and world.is_main:  # starting over: the old run's files must not mix with the new one's
-        for name in RUN_FILES:
-            if run.resume is None or (out / name).resolve() != Path(run.resume).resolve():
-                (out / name).unlink(missing_ok=True)
+        for path in RunFiles(out).all():
+            if run.resume is None or path.resolve() != Path(run.resume).resolve():
+                path.unlink(missing_ok=True)
     return trainer
 
 
@@ -66,11 +65,12 @@ def check_out(out: Path, run: RunConfig) -> None:
     if out.exists() and not out.is_dir():
         raise LyricgenError(f"--out {out} exists and is not a directory")
     same_run = run.resume is not None and out.resolve() == Path(run.resume).resolve().parent
-    existing = [n for n in ("last.pt", "best.pt") if (out / n).exists()]
+    files = RunFiles(out)
+    existing = [p.name for p in (files.last, files.best) if p.exists()]
     if existing and not same_run and not run.force:
         raise LyricgenError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
-                            f"--resume {out / 'last.pt'} or start over with --force")
-    last = out / "last.pt"
+                            f"--resume {files.last} or start over with --force")
+    last = files.last
     if same_run and last.exists() and last.resolve() != Path(run.resume).resolve() and not run.force:
         raise LyricgenError(f"resuming {run.resume} would overwrite {last}, which holds later steps; "
                             "resume from it, or pass --force")

@@ -5,8 +5,9 @@ epoch e is a pure function of (seed, e), and the RNG state (dropout) is saved wi
 so a resumed run - from an epoch boundary or from the middle of an epoch - continues bit for bit as
 the uninterrupted one would.
 
-Under torchrun (distributed.py) each rank trains on its share of every step's batch (shard_step),
-rank 0 alone writes files, and every stop and validation result is agreed by all ranks.
+Under torchrun (distributed.py) each rank trains on its share of every step's batch (share, then
+train_step: one process is a world of one, so one step serves both), rank 0 alone writes files, and
+every stop and validation result is agreed by all ranks.
 
 Stopping rules, checked around every step: a stop request (a signal), --max-steps, the end of the
 last epoch, early stopping (--patience periods without a better validation loss), and the time
@@ -18,6 +19,7 @@ import io
 import math
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,12 +29,14 @@ from ..checkpoint import Checkpoint, RunState, TrainingState, current_versions, 
 from ..config import TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
 from ..fileio import atomic_write
+from ..model import count_parameters
 from ..runtime import amp_dtype, cpu_threads
-from ..scoring.score import score, token_nll
+from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
 from ..fitted import SideModels
 from ..text.corpus import CorpusInfo
-from .data import IGNORE, Prepared, epoch_order, num_batches
+from .data import IGNORE, Batches, Prepared, WindowDataset
 from .distributed import SINGLE, World
+from .files import RunFiles
 
 MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_bpc", "val_loss", "val_ppl", "val_bpc_open",
@@ -43,63 +47,54 @@ class NonFiniteLoss(LyricgenError):
     pass
 
 
-def train_step(model, optimizer, x, y, clip: float, dtype=None, step: int = 0) -> tuple[float, int]:
-    """One Adam step on a (B, T) batch; returns (mean token loss, number of target tokens).
+def train_step(net, optimizer, x, y, clip: float, dtype=None, step: int = 0, world: World = SINGLE,
+               tokens: int | None = None) -> tuple[float, int]:
+    """One Adam step on this process's (B, T) share of a batch; returns (the whole batch's mean token
+    loss, its number of target tokens). One process is a world of one, whose share is the batch.
 
-    A non-finite loss or gradient raises before the optimizer touches the weights, so nothing bad
-    is ever saved.
+    tokens: the whole batch's target tokens over all ranks (default: this share's). The share's mean
+    token loss is weighted by its part of them, times the world size as DDP averages the ranks'
+    gradients: every world takes the step one process takes on the whole batch, whatever the
+    padding or a short last batch leave to each rank (a world of one: weight 1, the plain mean). The
+    loss is summed over the ranks before anyone steps, and a non-finite loss or gradient raises
+    before the optimizer touches the weights: one bad rank stops them all, and nothing bad is saved.
     """
-    model.train()
+    net.train()
     with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        logits, _ = model(x)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long(), ignore_index=IGNORE)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+        logits, _ = net(x)  # (B, T, V)
+    logits, y = logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long()
+    mine = int((y != IGNORE).sum())
+    tokens = mine if tokens is None else tokens
+    if mine:
+        loss = F.cross_entropy(logits, y, ignore_index=IGNORE) * (world.world_size * mine / tokens)
+    else:  # a short last batch left this rank nothing: no loss, but a backward pass DDP waits for
+        loss = logits.sum() * 0.0
+    value = world.all_reduce_sum(loss.detach().double()).item() / world.world_size
+    check_finite("training loss", value, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    if not torch.isfinite(norm):
-        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
-    optimizer.step()
-    return value, int((y != IGNORE).sum())
-
-
-def shard_step(model, optimizer, data, window: torch.Tensor, world: World, clip: float, dtype=None,
-                step: int = 0) -> tuple[float, int]:
-    """One data-parallel step: this rank's share of the global batch `window` (window indices, the
-    same on every rank); returns (the global batch's mean token loss, its number of target tokens).
-
-    Rank r takes windows r, r+W, r+2W... Its loss is its summed token loss over (the global batch's
-    target tokens / W), so DDP's mean of the ranks' gradients is the gradient of the global batch's
-    mean token loss: exactly the step one process takes on the whole window, whatever the padding or
-    a short last batch leave on each rank. The loss is summed over the ranks before anyone steps, so
-    a non-finite loss on one rank stops them all.
-    """
-    tokens = int((data.targets[window] != IGNORE).sum())
-    mine = window[world.rank::world.world_size]
-    x, y = data.get_batch(mine if len(mine) else window[:1])
-    if not len(mine):  # a short last batch left nothing to this rank: a window that adds no loss
-        y = torch.full_like(y, IGNORE)
-    model.train()
-    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        logits, _ = model(x)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1).long(), ignore_index=IGNORE,
-                           reduction="sum")
-    value = world.all_reduce_sum(loss.detach().clone()).item() / tokens
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"training loss is {value} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
-    optimizer.zero_grad(set_to_none=True)
-    (loss * (world.world_size / tokens)).backward()  # DDP averages the gradients over the ranks
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)  # the same averaged gradients everywhere
-    if not torch.isfinite(norm):
-        raise NonFiniteLoss(f"gradient norm is {float(norm)} at step {step}; stopped before the optimizer step "
-                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip)  # the same averaged gradients everywhere
+    check_finite("gradient norm", float(norm), step)
     optimizer.step()
     return value, tokens
+
+
+def check_finite(what: str, value: float, step: int) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"{what} is {value} at step {step}; stopped before the optimizer step "
+                            "(the last saved checkpoint is unchanged; try a lower --lr)")
+
+
+def share(windows: WindowDataset, window: torch.Tensor, world: World) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """This rank's share of a step's windows `window` (the same indices on every rank): windows r,
+    r+W, r+2W... as (B, T) inputs and targets, and the whole step's number of target tokens. A world
+    of one takes them all."""
+    tokens = int((windows.targets[window] != IGNORE).sum())
+    mine = window[world.rank::world.world_size]
+    x, y = windows.get_batch(mine if len(mine) else window[:1])
+    if not len(mine):  # a short last batch left nothing to this rank: a window that adds no loss
+        y = torch.full_like(y, IGNORE)
+    return x, y, tokens
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
@@ -120,6 +115,17 @@ def end_period(state: RunState, config: TrainConfig) -> bool:
     return False
 
 
+def validation_scores(model, val: Text, vocab, side: SideModels, device) -> tuple[Score, Score]:
+    """(the score training selects by, the network alone's) on the validation text, the mixture's
+    weight fitted on it first: EM on the network's and the train-only n-gram's probabilities of the
+    validation targets. Training sets the weight generation mixes with; scoring only reads it."""
+    nll = token_nll(model, val.ids, vocab.line_break_id, vocab.unk_id, side.unk.prob, device).cpu()
+    ngram = validation_ngram_logp(side.mixture, val, vocab, side.unk)
+    if ngram is not None:
+        side.mixture.fit_weight(-nll, ngram)
+    return selected(parts_of(nll, val, vocab, side.unk, side.repeat, side.mixture, validation=True), side.mixture)
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -133,67 +139,125 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@dataclass
+class Placement:
+    """Where a run's steps happen and what they write, set up once."""
+    device: torch.device
+    dtype: torch.dtype | None  # autocast's, or None for float32 throughout
+    world: World  # this process's place among the ranks (SINGLE: a world of one)
+    net: torch.nn.Module  # what trains: the model, or its DistributedDataParallel wrapper
+    files: RunFiles
+
+
+class Clock:
+    """A run's wall time: the seconds it adds to RunState.elapsed_s, and the time budget, which keeps
+    room for the validation that ends it (validation_s: how long the last one took)."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+        self.budget_end = None
+        self.validation_s = 0.0
+
+    def start(self, budget: float | None) -> None:
+        self.last = time.monotonic()
+        self.budget_end = None if budget is None else self.last + budget
+
+    def tick(self, state: RunState) -> None:
+        now = time.monotonic()
+        state.elapsed_s += now - self.last
+        self.last = now
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() + self.validation_s >= self.budget_end
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What `lyricgen train` reports about a run: its data and model before it trains, where it
+    stands after."""
+    corpus: CorpusInfo | None
+    windows: int  # training windows of seq_len tokens
+    seq_len: int
+    val_tokens: int
+    val_seen_share: float  # share of validation lines that also occur in training
+    vocab_size: int
+    tokenizer: TokenizerConfig
+    cell: str
+    parameters: int
+    device: torch.device
+    world_size: int
+    batch_size: int  # windows per step and process
+    files: RunFiles
+    epoch: int
+    step: int
+    total_steps: int  # what --epochs (or a run already past it) comes to
+    best_loss: float  # inf before any validation
+    stop_signal: int | None
+
+
 class Trainer:
-    """A training run; `run()` trains until a stopping rule says why it stopped."""
+    """A training run; `run()` trains until a stopping rule says why it stopped.
+
+    model, optimizer, state: what trains and where the run stands (every checkpoint saves them).
+    config, data, side, tokenizer, corpus: what it learns from and how, fixed for the run.
+    place, batches, clock, stop_signal: where it runs, its steps' windows, its wall time, a stop request.
+    """
 
     def __init__(self, model, data: Prepared, config: TrainConfig, tokenizer: TokenizerConfig, side: SideModels,
                  out_dir, device, corpus: CorpusInfo | None = None, world: World = SINGLE):
         self.model = model.to(device)
-        self.world = world
-        self.net = world.wrap(self.model)  # what trains: the model, or its DistributedDataParallel wrapper
-        self.data = data
-        self.config = config
-        self.tokenizer = tokenizer
-        self.side = side
-        self.out_dir = Path(out_dir)
-        self.device = device
-        self.corpus = corpus
-        self.state = RunState()
         self.optimizer = make_optimizer(model, config)
-        self.dtype = amp_dtype(device)
-        self.train_data = data.train.to(device)
-        self.global_batch = config.batch_size * world.world_size  # windows per step, over all ranks
-        self.num_batches = num_batches(len(self.train_data), self.global_batch)
+        self.state = RunState()
+        self.config, self.data, self.side, self.tokenizer, self.corpus = config, data, side, tokenizer, corpus
+        self.place = Placement(device, amp_dtype(device), world, world.wrap(self.model), RunFiles(out_dir))
+        self.batches = Batches(data.train.to(device), config.batch_size * world.world_size, config.seed)
+        self.clock = Clock()
         self.stop_signal = None  # set by a signal handler: save and leave before the next step
-        self._order = (None, None)  # (epoch, its window order)
-        self._clock = time.monotonic()
-        self._budget_end = None
-        self._validation_s = 0.0  # how long the last validation took: the time budget keeps room for one
+
+    def summary(self) -> RunSummary:
+        data, model, st = self.data, self.model, self.state
+        return RunSummary(
+            self.corpus, len(data.train), self.config.seq_len, len(data.val.ids), data.val_seen_share, len(data.vocab),
+            self.tokenizer, model.config.cell, count_parameters(model), self.place.device,
+            self.place.world.world_size, self.config.batch_size, self.place.files, st.epoch, st.step,
+            max(self.config.epochs * self.batches.per_epoch, st.step), st.best_loss, self.stop_signal)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self, rank_rngs: list | None = None) -> Checkpoint:
         """rank_rngs: every rank's RNG state, in a data-parallel run (see _save)."""
         training = TrainingState(self.config, self.state, self.optimizer.state_dict(), rng_state(),
-                                 self.world.world_size, rank_rngs)
+                                 self.place.world.world_size, rank_rngs)
         return Checkpoint(self.model.config, self.tokenizer, self.data.vocab, self.model.state_dict(), self.side,
                           self.corpus, training, current_versions())
 
     def restore(self, training: TrainingState) -> None:
         """Continue from a checkpoint: optimizer moments and learning rate, counters, RNG states."""
+        world = self.place.world
         self.optimizer.load_state_dict(training.optimizer)
         self.state = RunState.from_dict(training.state.to_dict())
-        set_rng_state(training.rank_rngs[self.world.rank] if self.world.distributed else training.rng)
+        set_rng_state(training.rank_rngs[world.rank] if world.distributed else training.rng)
 
     def save(self, name: str) -> Path:
-        path = self.out_dir / name
+        path = self.place.files.dir / name
         save_checkpoint(self.checkpoint(), path)
         return path
 
     def _save(self, best: bool) -> None:
         """last.pt (and best.pt) and metrics.csv, all written atomically, by rank 0 alone."""
-        self._tick()
-        rank_rngs = self.world.gather(rng_state()) if self.world.distributed else None
-        if not self.world.is_main:
+        world, files = self.place.world, self.place.files
+        self.clock.tick(self.state)
+        rank_rngs = world.gather(rng_state()) if world.distributed else None
+        if not world.is_main:
             return
         ckpt = self.checkpoint(rank_rngs)
-        save_checkpoint(ckpt, self.out_dir / "last.pt")
+        save_checkpoint(ckpt, files.last)
         if best:
-            save_checkpoint(ckpt, self.out_dir / "best.pt")
+            save_checkpoint(ckpt, files.best)
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.state.metrics)
-        atomic_write(self.out_dir / "metrics.csv", text.getvalue().encode("utf-8"), "metrics")
+        atomic_write(files.metrics, text.getvalue().encode("utf-8"), "metrics")
 
     # -- validation ---------------------------------------------------------------------------------
     def validate(self):
@@ -201,34 +265,34 @@ class Trainer:
         every rank takes its result: they all judge the schedule and early stopping alike."""
         if not self.data.val.ids:
             return None, None
+        world, device, clock = self.place.world, self.place.device, self.clock
         result = None
-        if self.world.is_main:
+        if world.is_main:
             started = time.monotonic()
-            with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
-                result = score(self.model, self.data.val, self.data.vocab, self.side.unk, self.device,
-                               self.side.repeat, self.side.mixture, validation=True, fit_mixture=True)
-            self._validation_s = time.monotonic() - started
-        if self.world.distributed:
-            result, self._validation_s = self.world.broadcast((result, self._validation_s))
+            with cpu_threads(1) if device.type == "cpu" else nullcontext():
+                result = validation_scores(self.model, self.data.val, self.data.vocab, self.side, device)
+            clock.validation_s = time.monotonic() - started
+        if world.distributed:
+            result, clock.validation_s = world.broadcast((result, clock.validation_s))
         return result
 
     def _estimate_validation_s(self, sample: int = 512) -> float:
         """Time a validation pass will take, from scoring its first `sample` tokens: a time budget
         must leave room for the validation that ends it (on a large corpus that is many seconds)."""
-        ids = self.data.val.ids
+        ids, device = self.data.val.ids, self.place.device
         if not ids:
             return 0.0
         started = time.monotonic()
-        with cpu_threads(1) if self.device.type == "cpu" else nullcontext():
+        with cpu_threads(1) if device.type == "cpu" else nullcontext():
             token_nll(self.model, ids[:sample], self.data.vocab.line_break_id, self.data.vocab.unk_id,
-                      self.side.unk.prob, self.device)
+                      self.side.unk.prob, device)
         return (time.monotonic() - started) * len(ids) / min(len(ids), sample)
 
     def _record(self, epoch_progress: float, epoch_end: bool) -> tuple[dict, bool]:
         """Validate and append a metrics row; returns (row, whether best.pt should be replaced)."""
         st = self.state
         val, rnn = self.validate()
-        self._tick()
+        self.clock.tick(st)
         train_loss = st.epoch_loss_sum / max(st.epoch_tokens, 1)
         row = {
             "epoch": round(epoch_progress, 3), "step": st.step, "train_loss": round(train_loss, 4),
@@ -256,17 +320,14 @@ class Trainer:
 
         on_step(info) is called after every optimizer step, on_epoch(row) after every validation.
         """
-        self._clock = time.monotonic()
-        self._budget_end = None
-        if self.config.time_budget is not None:
-            self._budget_end = self._clock + self.config.time_budget
-            if not self._validation_s:
-                self._validation_s = self._estimate_validation_s()
+        self.clock.start(self.config.time_budget)
+        if self.config.time_budget is not None and not self.clock.validation_s:
+            self.clock.validation_s = self._estimate_validation_s()
         while True:
             reason = self._stop_before_step()
             if reason is None:
                 self._train_batch(on_step)
-                reason = self._end_epoch(on_epoch) if self.state.batch_in_epoch == self.num_batches else None
+                reason = self._end_epoch(on_epoch) if self.state.batch_in_epoch == self.batches.per_epoch else None
                 reason = reason or self._stop_for_time(on_epoch)
             if reason is not None:
                 return reason
@@ -275,7 +336,7 @@ class Trainer:
         st, cfg = self.state, self.config
         if st.epoch >= cfg.epochs:
             return "done"
-        signum = self.world.agree_max(self.stop_signal or 0)  # a signal to any rank stops them all
+        signum = self.place.world.agree_max(self.stop_signal or 0)  # a signal to any rank stops them all
         if signum:
             self.stop_signal = signum
             self._save(best=False)
@@ -286,19 +347,12 @@ class Trainer:
         return None
 
     def _train_batch(self, on_step) -> None:
-        st, cfg = self.state, self.config
-        if self._order[0] != st.epoch:
-            self._order = (st.epoch, epoch_order(len(self.train_data), cfg.seed, st.epoch).to(self.device))
+        st, place = self.state, self.place
         b = st.batch_in_epoch
-        window = self._order[1][b * self.global_batch:(b + 1) * self.global_batch]
-        if self.world.distributed:
-            t0 = time.perf_counter()
-            loss, ntok = shard_step(self.net, self.optimizer, self.train_data, window, self.world, cfg.clip,
-                                    self.dtype, st.step + 1)
-        else:
-            x, y = self.train_data.get_batch(window)
-            t0 = time.perf_counter()
-            loss, ntok = train_step(self.model, self.optimizer, x, y, cfg.clip, self.dtype, st.step + 1)
+        x, y, tokens = share(self.batches.windows, self.batches.window(st.epoch, b), place.world)
+        t0 = time.perf_counter()
+        loss, ntok = train_step(place.net, self.optimizer, x, y, self.config.clip, place.dtype, st.step + 1,
+                                place.world, tokens)
         dt = time.perf_counter() - t0
         st.step += 1
         st.batch_in_epoch += 1
@@ -306,7 +360,7 @@ class Trainer:
         st.epoch_tokens += ntok
         st.epoch_train_s += dt
         if on_step:
-            on_step({"epoch": st.epoch + 1, "batch": b + 1, "batches": self.num_batches, "step": st.step,
+            on_step({"epoch": st.epoch + 1, "batch": b + 1, "batches": self.batches.per_epoch, "step": st.step,
                      "loss": loss, "tokens_per_s": ntok / max(dt, 1e-9)})
 
     def _end_epoch(self, on_epoch) -> str | None:
@@ -327,19 +381,14 @@ class Trainer:
         """"time_budget" once the budget, less room for one validation, is spent. Mid-epoch, that
         validation may replace best.pt but never touches the schedule (see RunState), so a resumed
         run goes on exactly as an uninterrupted one would."""
-        if self._budget_end is None:
+        if self.clock.budget_end is None:
             return None
-        if not self.world.agree_max(time.monotonic() + self._validation_s >= self._budget_end):  # any rank's clock
+        if not self.place.world.agree_max(self.clock.out_of_time()):  # any rank's clock
             return None
         st = self.state
         if st.batch_in_epoch:  # mid-epoch: the epoch end did not validate and save
-            row, better = self._record(st.epoch + st.batch_in_epoch / self.num_batches, epoch_end=False)
+            row, better = self._record(st.epoch + st.batch_in_epoch / self.batches.per_epoch, epoch_end=False)
             self._save(best=better)
             if on_epoch:
                 on_epoch(row)
         return "time_budget"
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        self.state.elapsed_s += now - self._clock
-        self._clock = now
