@@ -14,6 +14,7 @@ Where things live (one concern per module; a package per group of them):
     fitted/          what is fitted beside the network: n-gram mixture, unk, repeat, habits, originality
     checkpoint.py    the checkpoint file format: typed parts (RunState too), atomic save, safe load
     fileio.py        atomic writes and the private cache directory
+    runfiles.py      a run directory's file names (best.pt, last.pt, metrics.csv, metrics.png), once
     runtime.py       device choice, threads, determinism
     cli.py           `lyricgen ...`: parses, calls the library, prints
     text/            corpus files, tokenizer (jieba), vocabulary, downloads       (no torch)
@@ -28,7 +29,7 @@ text (scoring) and writes it (writing). Each group's __init__ says what its modu
 Floors, lowest first; a module imports only from its own floor or below, and nothing imports in
 a circle (tests/test_layers.py checks both):
 
-    errors, _version, fileio, options, text/  <  config, runtime  <  model  <  fitted/  <  checkpoint
+    errors, _version, fileio, options, runfiles, text/  <  config, runtime  <  model  <  fitted/  <  checkpoint
     <  scoring/  <  training/, writing/  <  serving/  <  cli
 """
 from ._version import __version__

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from .errors import OptionError
 from .options import EXTEND, PER_RUN, Config, flag, option
+from .runfiles import DEFAULT_DIR, RunFiles
 from .text.rhyme import parse_class
 
 CELLS = ("rnn", "gru", "lstm")
@@ -94,7 +95,7 @@ class DeviceConfig(Config):
 @dataclass
 class LoadConfig(DeviceConfig):
     """A trained model to use (generate, report, evaluate, serve), and the device it runs on."""
-    checkpoint: str = option("checkpoints/best.pt", "model checkpoint", metavar="CKPT")
+    checkpoint: str = option(str(RunFiles(DEFAULT_DIR).best), "model checkpoint", metavar="CKPT")
 
 
 @dataclass

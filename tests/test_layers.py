@@ -9,7 +9,7 @@ ROOT = Path(lyricgen.__file__).parent
 
 # lowest first; a name covers the module and, for a package, everything in it
 FLOORS = [
-    ("errors", "_version", "fileio", "options", "text"),
+    ("errors", "_version", "fileio", "options", "runfiles", "text"),
     ("config", "runtime"),
     ("model",),
     ("fitted",),

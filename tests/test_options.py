@@ -18,6 +18,7 @@ from lyricgen.config import (REPORT_SONG_OPTIONS, SAMPLE_PRESET, DownloadConfig,
                              generation_configs)
 from lyricgen.errors import OptionError
 from lyricgen.options import Config, base_type, check_value, flag, given, parse_value
+from lyricgen.runfiles import DEFAULT_DIR, RunFiles
 
 COMMANDS = {  # the configs each command derives its flags from (the names `only` takes, or all), and its positionals
     "train": ([(RunConfig, None), (TrainConfig, None), (ModelConfig, None), (TokenizerConfig, None)], set()),
@@ -103,9 +104,10 @@ def test_checkpoint_and_device_have_one_default_in_every_command(capsys):
         declaring = {cls for cls in CONFIGS if name in cls.__dataclass_fields__}
         assert {cls.__dataclass_fields__[name] for cls in declaring} == {declared}  # inherited, not repeated
         assert declared.default == default
-    # the default is spelled once, in config.py
+    # the default is spelled once: the run directory's names (runfiles.py), which training writes
     sources = {m.__name__: inspect.getsource(m) for m in (config, cli)}
-    assert sources["lyricgen.config"].count('"checkpoints/best.pt"') == 1
+    assert LoadConfig.__dataclass_fields__["checkpoint"].default == str(RunFiles(DEFAULT_DIR).best)
+    assert '"checkpoints/best.pt"' not in sources["lyricgen.config"]
     assert "checkpoints/best.pt" not in sources["lyricgen.cli"] and 'Path("checkpoints")' not in sources["lyricgen.cli"]
     for argv in (["generate", "月光"], ["report"], ["evaluate", "f.txt"], ["serve"]):
         load = LoadConfig(**given(parse(capsys, *argv), LoadConfig))

@@ -23,7 +23,7 @@ from conftest import (TINY_CORPUS, TINY_DATA, TINY_OPTIONS, call_cli, one_error_
 from lyricgen.checkpoint import load_checkpoint, save_checkpoint
 from lyricgen.config import RunConfig
 from lyricgen.errors import LyricgenError
-from lyricgen.training.files import RunFiles
+from lyricgen.runfiles import RunFiles
 from lyricgen.training.run import open_run, stop_on_signals
 
 CPU = {"device": "cpu"}

@@ -8,7 +8,7 @@ import csv
 from pathlib import Path
 
 from ..errors import LyricgenError
-from .files import METRICS, RunFiles
+from ..runfiles import METRICS, RunFiles
 
 INSTALL_HINT = "pip install 'lyricgen[plot]'"
 LABELS = {"train_loss": "training", "val_loss": "validation", "train_bpc": "training",

@@ -22,14 +22,14 @@ import torch
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import ModelConfig, RunConfig, TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
+from ..fitted import SideModels
 from ..model import LyricsRNN
 from ..options import EXTEND, PER_RUN, flag, pick
+from ..runfiles import DEFAULT_DIR, RunFiles
 from ..runtime import make_deterministic, resolve_device
-from ..fitted import SideModels
 from ..text.corpus import CorpusInfo, load_corpus, split_lines
 from .data import prepare
 from .distributed import SINGLE, World
-from .files import DEFAULT_DIR, RunFiles
 from .trainer import Trainer
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.txt"

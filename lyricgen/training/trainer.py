@@ -29,14 +29,14 @@ from ..checkpoint import Checkpoint, RunState, TrainingState, current_versions, 
 from ..config import TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
 from ..fileio import atomic_write
+from ..fitted import SideModels
 from ..model import count_parameters
+from ..runfiles import RunFiles
 from ..runtime import amp_dtype, cpu_threads
 from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
-from ..fitted import SideModels
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Batches, Prepared, WindowDataset
 from .distributed import SINGLE, World
-from .files import RunFiles
 
 MIN_PERIOD_STEPS = 50  # the schedule and early stopping judge periods of at least this many steps
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_bpc", "val_loss", "val_ppl", "val_bpc_open",

@@ -1,10 +1,10 @@
-"""A run directory's files, named once: what training writes, resume continues, --force deletes and
-`lyricgen plot` redraws. No torch here, so `lyricgen plot` stays light.
+"""A run directory's files, named once: what training writes, resume continues, --force deletes,
+`lyricgen plot` redraws and --checkpoint loads by default. On the lowest floor (it imports nothing),
+so config.py's defaults and training/ both read it; no torch, so `lyricgen plot` stays light.
 
     files = RunFiles("runs/jay")
     files.best          # runs/jay/best.pt
 
-(ServeConfig's default --checkpoint, "checkpoints/best.pt", is a string in config.py, a floor below.)
 """
 from dataclasses import dataclass
 from pathlib import Path
