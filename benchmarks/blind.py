@@ -3,6 +3,7 @@
     python -m benchmarks.blind packet --reference held10.txt --system greedy=greedy.txt \\
         --system sampled=sampled.txt --passages 12 --lines 8 --seed 1 --out panel/
     python -m benchmarks.blind score --key panel/key.json reader1.csv reader2.csv
+    python -m benchmarks.blind packet --reference held10.txt --corpus open=data/open_lyrics.txt ...
 
 `packet` cuts N passages of L lines from the reference (real held-out lyrics: consecutive lines of
 one block, blank lines skipped) and takes N songs from each system's file (songs separated by a line
@@ -69,10 +70,14 @@ def system_songs(path: Path, n: int, length: int) -> list[list[str]]:
     return songs[:n]
 
 
-def build_packet(reference: Path, systems: dict[str, Path], n: int, length: int, seed: int) -> tuple[str, dict]:
-    """(packet text, key): every passage under a neutral id, in shuffled order."""
+def build_packet(reference: Path, systems: dict[str, Path], n: int, length: int, seed: int,
+                 corpora: dict[str, Path] | None = None) -> tuple[str, dict]:
+    """(packet text, key): every passage under a neutral id, in shuffled order. `corpora` are other
+    texts cut into passages the way the reference is (a corpus under test, say)."""
     rng = random.Random(seed)
     items = [(REAL, p) for p in real_passages(reference.read_text(encoding="utf-8").splitlines(), n, length, rng)]
+    for name, path in (corpora or {}).items():
+        items += [(name, p) for p in real_passages(path.read_text(encoding="utf-8").splitlines(), n, length, rng)]
     for name, path in systems.items():
         items += [(name, s) for s in system_songs(path, n, length)]
     rng.shuffle(items)
@@ -154,8 +159,10 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     pk = sub.add_parser("packet", help="build a blind packet, its answer sheet and its key")
     pk.add_argument("--reference", type=Path, required=True, help="real held-out lyrics, one line per line")
-    pk.add_argument("--system", type=system_arg, action="append", required=True, metavar="NAME=FILE",
+    pk.add_argument("--system", type=system_arg, action="append", default=[], metavar="NAME=FILE",
                     help="a system's songs, separated by lines '===' (repeat for each system)")
+    pk.add_argument("--corpus", type=system_arg, action="append", default=[], metavar="NAME=FILE",
+                    help="a corpus cut into passages as the reference is (a corpus under test; repeatable)")
     pk.add_argument("--passages", type=int, default=12, help="passages per source (default %(default)s)")
     pk.add_argument("--lines", type=int, default=8, help="lines per passage (default %(default)s)")
     pk.add_argument("--seed", type=int, default=1, help="shuffle and choice of real passages")
@@ -169,10 +176,13 @@ def main(argv=None) -> int:
         if args.command == "packet":
             if args.passages < 1 or args.lines < 1:
                 raise KitError("--passages and --lines must be at least 1")
-            systems = dict(args.system)
-            if len(systems) != len(args.system):
-                raise KitError("each --system needs its own name")
-            text, key = build_packet(args.reference, systems, args.passages, args.lines, args.seed)
+            systems, corpora = dict(args.system), dict(args.corpus)
+            if len(systems) + len(corpora) != len({*systems, *corpora}) or len(systems) != len(args.system) \
+                    or len(corpora) != len(args.corpus):
+                raise KitError("each --system and --corpus needs its own name")
+            if not systems and not corpora:
+                raise KitError("name at least one --system or --corpus to compare with the reference")
+            text, key = build_packet(args.reference, systems, args.passages, args.lines, args.seed, corpora)
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "packet.md").write_text(text, encoding="utf-8")
             (args.out / "key.json").write_text(json.dumps(key, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -94,3 +94,15 @@ def test_too_few_songs_or_passages_is_one_error_line(tmp_path, capsys):
                        "--passages", "2", "--lines", "2", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "passages of 2 lines" in err[0]
+
+
+def test_a_corpus_is_cut_into_passages_as_the_reference_is(tmp_path):
+    ref, other = tmp_path / "held.txt", tmp_path / "open.txt"
+    ref.write_text("\n".join(f"真的第{i}行" for i in range(20)) + "\n", encoding="utf-8")
+    other.write_text("\n\n".join("\n".join(f"新歌{k}第{j}行" for j in range(4)) for k in range(6)) + "\n", encoding="utf-8")
+    assert blind.main(["packet", "--reference", str(ref), "--corpus", f"open={other}", "--passages", "2",
+                       "--lines", "4", "--out", str(tmp_path / "o")]) == 0
+    key = json.loads((tmp_path / "o" / "key.json").read_text(encoding="utf-8"))
+    assert sorted(key.values()) == ["open", "open", "real", "real"]
+    packet = (tmp_path / "o" / "packet.md").read_text(encoding="utf-8")
+    assert "open" not in packet and packet.count("新歌") == 8  # whole sections of 4 lines, 2 passages
