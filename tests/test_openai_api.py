@@ -1,10 +1,9 @@
 """/v1/completions through the official `openai` client, pointed at a local server (max_retries=0).
 
-The server runs the real app on uvicorn in a thread, on a free 127.0.0.1 port, with a tiny model
-trained here; nothing reaches the network.
+The server runs the real app on uvicorn in a thread, on a free 127.0.0.1 port, serving conftest's
+tiny checkpoint (word unit: its prompts count jieba words); nothing reaches the network.
 """
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +16,12 @@ from lyricgen.serving.app import create_app  # noqa: E402
 from lyricgen.serving.openai_api import cut_at_stop, visible_text  # noqa: E402
 from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
-TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
-TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "unit": "word",
-                "min_freq": 2}  # its prompts count jieba words
 MODEL = "tiny-lyrics"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    engine = tiny_engine(tmp_path_factory.mktemp("openai-run"), TINY_CORPUS, TINY_OPTIONS, MODEL)
+def engine(served_checkpoint):
+    engine = tiny_engine(served_checkpoint, MODEL)
     yield engine
     engine.pool.shutdown()
 
