@@ -127,8 +127,12 @@ def test_unsupported_and_invalid_parameters_are_400(client, kwargs, param):
 
 
 def test_neutral_values_of_unsupported_parameters_pass(client):
-    c = complete(client, max_tokens=5, presence_penalty=0, frequency_penalty=0, user="someone", logit_bias={})
-    assert c.choices[0].text is not None
+    plain = complete(client, max_tokens=5, seed=4)
+    c = complete(client, max_tokens=5, seed=4, presence_penalty=0, frequency_penalty=0, user="someone", logit_bias={})
+    [choice], [expected] = c.choices, plain.choices
+    assert expected.text and c.usage.completion_tokens > 0
+    # the same completion as without them: accepted and ignored
+    assert (choice.text, choice.finish_reason, c.usage) == (expected.text, expected.finish_reason, plain.usage)
 
 
 def test_unknown_model_and_unknown_start_word(client):
