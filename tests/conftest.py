@@ -206,13 +206,15 @@ def fail_writes_of(target: Path, stage: str, monkeypatch) -> None:
 # -- runs and checkpoints ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A directory holding a finished 2-epoch tiny run (best.pt, last.pt, metrics.csv). Read only:
-    tests that change files work on a copy (see `run_copy`)."""
-    from lyricgen.cli import main
+    """A directory holding a finished 2-epoch tiny run (best.pt, last.pt, metrics.csv): the checkpoints
+    `lyricgen train --epochs 2 TINY_TRAIN` writes, without its plot (seconds of matplotlib; test_plot.py
+    covers it). Read only: tests that change files work on a copy (see `run_copy`)."""
+    from lyricgen.config import RunConfig
+    from lyricgen.training.run import open_run
 
     out = tmp_path_factory.mktemp("tiny-run")
-    rc = main(["train", "--corpus", str(TINY_CORPUS), "--out", str(out), "--epochs", "2", *TINY_TRAIN])
-    assert rc == 0
+    run = RunConfig(corpus=str(TINY_CORPUS), out=str(out), device="cpu")
+    assert open_run(run, {**TINY_OPTIONS, "epochs": 2}).run() == "done"
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
     return out
 
