@@ -91,7 +91,7 @@ def described_model(page, words: str) -> str:
 
 
 def test_page_writes_a_song(page, engine, server):
-    assert "tiny_lyrics.txt" in described_model(page, f"{len(engine.writer.vocab)} words")  # a word vocabulary
+    assert "tiny_lyrics.txt" in described_model(page, f"{len(engine.writer.vocab):,} words")  # a word vocabulary
     generate(page, "月光")
     card = WebDriverWait(page, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".candidate .meta"))[0]
     text = page.find_element(By.CSS_SELECTOR, ".candidate .text").text
@@ -106,7 +106,7 @@ def test_page_writes_a_song(page, engine, server):
 def test_page_counts_a_character_vocabulary_in_characters(page, engine, monkeypatch):
     monkeypatch.setitem(engine.info, "unit", "char")  # what /v1/models says of a character checkpoint
     page.refresh()
-    assert "tiny_lyrics.txt" in described_model(page, f"{len(engine.writer.vocab)} characters")
+    assert "tiny_lyrics.txt" in described_model(page, f"{len(engine.writer.vocab):,} characters")
 
 
 def test_page_streams_tokens_as_they_come(page, engine, monkeypatch):
