@@ -1,5 +1,5 @@
-"""Shared fixtures and helpers: the tiny corpus, a tiny trained run, a model that memorised ten
-lines, CLI runners, tensor comparison, and the cuda/corpus skips.
+"""Shared fixtures and helpers: the tiny corpus, a tiny trained run (the checkpoint the serving tests
+serve), a model that memorised ten lines, CLI runners, tensor comparison, and the cuda/corpus skips.
 
 Everything runs on CPU with one thread: the models here are a few thousand parameters, where
 intra-op threads only add overhead (and stall badly when another process holds the cores).
@@ -22,14 +22,23 @@ TINY_CORPUS = TESTS / "fixtures" / "tiny_lyrics.txt"
 JAYCHOU = Path(__file__).resolve().parents[2] / "shared/data/jaychou_lyrics.txt"
 JAYCHOU_SHA256 = "f0cab49f5d00e736c7201a0e2aa9c8dd72da1940c9491b309e4cc657be0faa48"
 
-# Small enough that an epoch of the tiny corpus (11 steps) takes well under a second on one thread.
-TINY_MODEL = ["--embed-dim", "8", "--hidden-size", "16", "--num-layers", "1"]
-# The word unit: these fixtures' expectations name jieba words (test_unit.py covers characters)
-TINY_DATA = ["--seq-len", "8", "--batch-size", "8", "--unit", "word", "--min-freq", "2"]
-TINY_TRAIN = [*TINY_MODEL, *TINY_DATA, "--device", "cpu", "--quiet"]
-# The same as library options (training.run.start_run / open_run)
+# The one table of tiny training options, as library options (training.run.start_run / open_run);
+# TINY_MODEL and TINY_DATA are the same as command-line flags. Small enough that an epoch of the tiny
+# corpus (11 steps) takes well under a second on one thread. The word unit: these fixtures'
+# expectations name jieba words (test_unit.py covers characters).
 TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "num_layers": 1, "seq_len": 8, "batch_size": 8, "unit": "word",
                 "min_freq": 2}
+MODEL_OPTIONS = ("embed_dim", "hidden_size", "num_layers")
+
+
+def cli_flags(options: dict) -> list[str]:
+    """Library options as command-line flags: {"embed_dim": 8} -> ["--embed-dim", "8"]."""
+    return [arg for name, value in options.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+
+
+TINY_MODEL = cli_flags({k: v for k, v in TINY_OPTIONS.items() if k in MODEL_OPTIONS})
+TINY_DATA = cli_flags({k: v for k, v in TINY_OPTIONS.items() if k not in MODEL_OPTIONS})
+TINY_TRAIN = [*TINY_MODEL, *TINY_DATA, "--device", "cpu", "--quiet"]
 
 # Ten original lines of four tokens each, memorised by `overfit_ckpt`
 OVERFIT_LINES = ["晨光照亮小窗台", "火车穿过长隧道", "老街小猫在打盹", "雪花落满了屋檐", "灯塔守护着大海",
@@ -197,13 +206,15 @@ def fail_writes_of(target: Path, stage: str, monkeypatch) -> None:
 # -- runs and checkpoints ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A directory holding a finished 2-epoch tiny run (best.pt, last.pt, metrics.csv). Read only:
-    tests that change files work on a copy (see `run_copy`)."""
-    from lyricgen.cli import main
+    """A directory holding a finished 2-epoch tiny run (best.pt, last.pt, metrics.csv): the checkpoints
+    `lyricgen train --epochs 2 TINY_TRAIN` writes, without its plot (seconds of matplotlib; test_plot.py
+    covers it). Read only: tests that change files work on a copy (see `run_copy`)."""
+    from lyricgen.config import RunConfig
+    from lyricgen.training.run import open_run
 
     out = tmp_path_factory.mktemp("tiny-run")
-    rc = main(["train", "--corpus", str(TINY_CORPUS), "--out", str(out), "--epochs", "2", *TINY_TRAIN])
-    assert rc == 0
+    run = RunConfig(corpus=str(TINY_CORPUS), out=str(out), device="cpu")
+    assert open_run(run, {**TINY_OPTIONS, "epochs": 2}).run() == "done"
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
     return out
 
@@ -213,6 +224,13 @@ def run_copy(tiny_run, tmp_path) -> Path:
     dst = tmp_path / "run"
     shutil.copytree(tiny_run, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def served_checkpoint(tiny_run) -> Path:
+    """The checkpoint the serving, OpenAI and browser tests serve: the tiny run's best.pt, trained
+    once per session with TINY_OPTIONS. Read only, as `tiny_run`."""
+    return tiny_run / "best.pt"
 
 
 @pytest.fixture(scope="session")

@@ -33,20 +33,14 @@ class LiveServer:
         self.thread.join(10)
 
 
-def tiny_engine(folder, corpus_path, options: dict, model_id: str):
-    """An Engine serving a tiny model trained here on `corpus_path`, with one worker and no queue: a
+def tiny_engine(checkpoint, model_id: str):
+    """An Engine serving `checkpoint` (conftest's `served_checkpoint`) with one worker and no queue: a
     second request while one runs is refused, so the busy paths are easy to bring about."""
     import torch
 
     from lyricgen.serving.engine import Engine
     from lyricgen.serving.pool import WorkerPool
-    from lyricgen.text.corpus import load_corpus
-    from lyricgen.training.run import start_run
 
-    torch.set_num_threads(1)
-    lines, corpus = load_corpus(corpus_path)
-    trainer = start_run(lines, options, folder, "cpu", corpus, use_cache=False)
-    trainer.run()
     engine = Engine(WorkerPool(1, 0))
-    engine.load(trainer.save("best.pt"), torch.device("cpu"), model_id=model_id)
+    engine.load(checkpoint, torch.device("cpu"), model_id=model_id)
     return engine

@@ -6,7 +6,6 @@ is given, so selenium never tries to download one.
 """
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,6 @@ from lyricgen.errors import Cancelled  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
 from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
-TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
-TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "min_freq": 2}
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 DRIVER = shutil.which("chromedriver")
 
@@ -46,8 +43,8 @@ def blocked_until(writer, gate: threading.Event):
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    engine = tiny_engine(tmp_path_factory.mktemp("browser-run"), TINY_CORPUS, TINY_OPTIONS, "tiny")
+def engine(served_checkpoint):
+    engine = tiny_engine(served_checkpoint, "tiny")
     yield engine
     engine.pool.shutdown()
 
@@ -87,9 +84,14 @@ def generate(page, start: str) -> None:
     page.find_element(By.ID, "generate").click()
 
 
-def test_page_writes_a_song(page, server):
-    assert "tiny_lyrics.txt" in WebDriverWait(page, 10).until(
-        lambda d: "characters" in d.find_element(By.ID, "model").text and d.find_element(By.ID, "model").text)
+def described_model(page, words: str) -> str:
+    """The page's line about the model, once it holds `words`."""
+    return WebDriverWait(page, 10).until(
+        lambda d: words in d.find_element(By.ID, "model").text and d.find_element(By.ID, "model").text)
+
+
+def test_page_writes_a_song(page, engine, server):
+    assert "tiny_lyrics.txt" in described_model(page, f"{len(engine.writer.vocab):,} words")  # a word vocabulary
     generate(page, "月光")
     card = WebDriverWait(page, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".candidate .meta"))[0]
     text = page.find_element(By.CSS_SELECTOR, ".candidate .text").text
@@ -99,6 +101,12 @@ def test_page_writes_a_song(page, server):
     assert set(origins) <= {server.url.rstrip("/")}  # nothing from elsewhere: works offline
     errors = [e for e in page.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_page_counts_a_character_vocabulary_in_characters(page, engine, monkeypatch):
+    monkeypatch.setitem(engine.info, "unit", "char")  # what /v1/models says of a character checkpoint
+    page.refresh()
+    assert "tiny_lyrics.txt" in described_model(page, f"{len(engine.writer.vocab):,} characters")
 
 
 def test_page_streams_tokens_as_they_come(page, engine, monkeypatch):

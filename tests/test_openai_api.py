@@ -1,10 +1,9 @@
 """/v1/completions through the official `openai` client, pointed at a local server (max_retries=0).
 
-The server runs the real app on uvicorn in a thread, on a free 127.0.0.1 port, with a tiny model
-trained here; nothing reaches the network.
+The server runs the real app on uvicorn in a thread, on a free 127.0.0.1 port, serving conftest's
+tiny checkpoint (word unit: its prompts count jieba words); nothing reaches the network.
 """
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +16,12 @@ from lyricgen.serving.app import create_app  # noqa: E402
 from lyricgen.serving.openai_api import cut_at_stop, visible_text  # noqa: E402
 from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
-TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
-TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "unit": "word",
-                "min_freq": 2}  # its prompts count jieba words
 MODEL = "tiny-lyrics"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    engine = tiny_engine(tmp_path_factory.mktemp("openai-run"), TINY_CORPUS, TINY_OPTIONS, MODEL)
+def engine(served_checkpoint):
+    engine = tiny_engine(served_checkpoint, MODEL)
     yield engine
     engine.pool.shutdown()
 
@@ -51,10 +47,10 @@ def streamed(client, **kwargs) -> tuple[str, list]:
     return "".join(c.choices[0].text for c in chunks if c.choices), chunks
 
 
-def test_models_list(client):
+def test_models_list(client, engine):
     [model] = client.models.list().data
     assert model.id == MODEL and model.owned_by == "lyricgen"
-    assert model.model_extra["lyricgen"]["vocab_size"] > 0
+    assert model.model_extra["lyricgen"]["vocab_size"] == len(engine.writer.vocab) > 0
 
 
 def test_completion_shape_and_prompt_handling(client):
@@ -131,8 +127,12 @@ def test_unsupported_and_invalid_parameters_are_400(client, kwargs, param):
 
 
 def test_neutral_values_of_unsupported_parameters_pass(client):
-    c = complete(client, max_tokens=5, presence_penalty=0, frequency_penalty=0, user="someone", logit_bias={})
-    assert c.choices[0].text is not None
+    plain = complete(client, max_tokens=5, seed=4)
+    c = complete(client, max_tokens=5, seed=4, presence_penalty=0, frequency_penalty=0, user="someone", logit_bias={})
+    [choice], [expected] = c.choices, plain.choices
+    assert expected.text and c.usage.completion_tokens > 0
+    # the same completion as without them: accepted and ignored
+    assert (choice.text, choice.finish_reason, c.usage) == (expected.text, expected.finish_reason, plain.usage)
 
 
 def test_unknown_model_and_unknown_start_word(client):

@@ -1,11 +1,9 @@
-"""runtime.py: the device chosen once, thread settings that are put back, and --deterministic."""
-import os
-
+"""runtime.py: the device chosen once, and thread settings that are put back."""
 import pytest
 import torch
 
 from lyricgen.errors import LyricgenError
-from lyricgen.runtime import amp_dtype, cpu_threads, generation_threads, make_deterministic, resolve_device
+from lyricgen.runtime import amp_dtype, cpu_threads, generation_threads, resolve_device
 
 
 def test_resolve_device():
@@ -34,18 +32,3 @@ def test_cpu_threads_are_put_back_even_after_an_error(monkeypatch):
     generation_threads(torch.device("cpu"))
     generation_threads(torch.device("cuda"))  # on a GPU the CPU threads are left alone
     assert calls == [1]
-
-
-def test_deterministic_flag_applies_the_documented_settings(monkeypatch):
-    # the settings are process-global: put back afterwards
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    cudnn = torch.backends.cudnn
-    before = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark)
-    try:
-        make_deterministic(torch.device("cpu"))
-        assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark) == \
-            (True, True, False)
-        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-    finally:
-        torch.use_deterministic_algorithms(before[0])
-        cudnn.deterministic, cudnn.benchmark = before[1:]

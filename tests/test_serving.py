@@ -1,6 +1,6 @@
 """lyricgen serve: the API through FastAPI's test client, the pool, disconnects on a real server, the CLI.
 
-Everything runs against a tiny model trained here (a second on one CPU thread). Slow or blocked
+Everything runs against conftest's tiny served checkpoint (trained once per session). Slow or blocked
 generations are simulated by wrapping the loaded writer's generate, so the tests never wait on a
 real model to be slow.
 """
@@ -29,27 +29,13 @@ from lyricgen.serving.app import create_app  # noqa: E402
 from lyricgen.serving.engine import Engine  # noqa: E402
 from lyricgen.serving.pool import Busy, WorkerPool  # noqa: E402
 from lyricgen.serving.schema import CAPS, MAX_BODY_BYTES, generate_request_model, option_specs  # noqa: E402
+from conftest import TINY_OPTIONS  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 
-TINY_CORPUS = Path(__file__).resolve().parent / "fixtures" / "tiny_lyrics.txt"
-TINY_OPTIONS = {"embed_dim": 8, "hidden_size": 16, "epochs": 1, "seq_len": 8, "batch_size": 8, "min_freq": 2}
 CPU = torch.device("cpu")
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    from lyricgen.text.corpus import load_corpus
-    from lyricgen.training.run import start_run
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("serve-run")
-    lines, corpus = load_corpus(TINY_CORPUS)
-    trainer = start_run(lines, TINY_OPTIONS, out, "cpu", corpus, use_cache=False)
-    trainer.run()
-    return trainer.save("best.pt")
-
-
 def loaded(checkpoint, workers=2, queue=4) -> Engine:
     engine = Engine(WorkerPool(workers, queue))
     engine.load(checkpoint, CPU, model_id="tiny")
@@ -57,8 +43,8 @@ def loaded(checkpoint, workers=2, queue=4) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def engine(checkpoint):
-    engine = loaded(checkpoint)
+def engine(served_checkpoint):
+    engine = loaded(served_checkpoint)
     yield engine
     engine.pool.shutdown()
 
@@ -100,14 +86,14 @@ def events(text: str) -> list[tuple[str, dict]]:
 
 
 # -- health and the model ---------------------------------------------------------------------------
-def test_health_is_503_while_loading_then_ok(checkpoint):
+def test_health_is_503_while_loading_then_ok(served_checkpoint):
     engine = Engine(WorkerPool(1, 0))
     with TestClient(create_app(engine)) as c:
         r = c.get("/health")
         assert r.status_code == 503 and r.json() == {"status": "loading"} and r.headers["Retry-After"]
         r = c.post("/api/generate", json={"start": "月光"})
         assert r.status_code == 503 and r.json()["error_type"] == "loading"
-        engine.load(checkpoint, CPU)
+        engine.load(served_checkpoint, CPU)
         assert c.get("/health").status_code == 200 and c.get("/health").json() == {"status": "ok"}
         assert c.post("/api/generate", json={"start": "月光", "max_tokens": 3}).status_code == 200
     engine.pool.shutdown()
@@ -125,7 +111,7 @@ def test_health_reports_a_checkpoint_that_failed_to_load(tmp_path):
     engine.pool.shutdown()
 
 
-def test_models_describes_the_checkpoint(client, engine):
+def test_models_describes_the_checkpoint(client, engine, tiny_ckpt):
     r = client.get("/v1/models")
     assert r.status_code == 200
     body = r.json()
@@ -134,9 +120,10 @@ def test_models_describes_the_checkpoint(client, engine):
     assert model["id"] == "tiny" and model["object"] == "model" and model["owned_by"] == "lyricgen"
     info = model["lyricgen"]
     assert info["corpus"]["name"] == "tiny_lyrics.txt" and info["corpus"]["lines"] > 0
-    assert info["vocab_size"] == len(engine.writer.vocab) and info["unit"] in ("char", "word")
-    assert info["model"]["hidden_size"] == 16 and info["model"]["parameters"] > 0
-    assert info["training"]["epochs"] == 1 and info["training"]["steps"] > 0 and info["training"]["val_ppl"] > 1
+    assert info["vocab_size"] == len(engine.writer.vocab) and info["unit"] == TINY_OPTIONS["unit"]
+    assert info["model"]["hidden_size"] == TINY_OPTIONS["hidden_size"] and info["model"]["parameters"] > 0
+    training, state = info["training"], tiny_ckpt.training.state  # best.pt: the epoch of the best validation
+    assert training["epochs"] == state.epoch and training["steps"] == state.step > 0 and training["val_ppl"] > 1
 
 
 def test_page_is_served_with_a_strict_content_policy(client):
@@ -314,8 +301,8 @@ def test_pool_admits_workers_plus_queue_then_refuses():
         pool.submit(lambda stop: None)
 
 
-def test_full_queue_is_503_with_retry_after(checkpoint, monkeypatch):
-    engine = loaded(checkpoint, workers=1, queue=0)
+def test_full_queue_is_503_with_retry_after(served_checkpoint, monkeypatch):
+    engine = loaded(served_checkpoint, workers=1, queue=0)
     gate = threading.Event()
     monkeypatch.setattr(engine.writer, "generate", gated(engine.writer, gate))
     with TestClient(create_app(engine)) as c:
@@ -334,8 +321,8 @@ def test_full_queue_is_503_with_retry_after(checkpoint, monkeypatch):
     engine.pool.shutdown()
 
 
-def test_a_client_that_disconnects_stops_its_generation(checkpoint, monkeypatch):
-    engine = loaded(checkpoint, workers=1, queue=1)
+def test_a_client_that_disconnects_stops_its_generation(served_checkpoint, monkeypatch):
+    engine = loaded(served_checkpoint, workers=1, queue=1)
     never, stopped = threading.Event(), threading.Event()
     monkeypatch.setattr(engine.writer, "generate", gated(engine.writer, never, stopped))
     server = LiveServer(create_app(engine))
@@ -396,16 +383,16 @@ def test_serve_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
     assert len(err.splitlines()) == 1 and "pip install 'lyricgen[serve]'" in err
 
 
-def test_serve_refuses_a_missing_checkpoint_and_a_taken_port(checkpoint, capsys):
+def test_serve_refuses_a_missing_checkpoint_and_a_taken_port(served_checkpoint, capsys):
     from lyricgen.cli import main
     from lyricgen.serving.server import bind
 
-    assert main(["serve", "--checkpoint", str(checkpoint.parent / "none.pt")]) == 1
+    assert main(["serve", "--checkpoint", str(served_checkpoint.parent / "none.pt")]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
     taken = bind("127.0.0.1", 0)
     taken.listen()
     try:
-        assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(taken.getsockname()[1])]) == 1
+        assert main(["serve", "--checkpoint", str(served_checkpoint), "--port", str(taken.getsockname()[1])]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "cannot listen on 127.0.0.1" in err
     finally:
@@ -419,11 +406,11 @@ def test_help_imports_neither_torch_nor_fastapi():
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 
 
-def test_serve_command_end_to_end(checkpoint, tmp_path):
+def test_serve_command_end_to_end(served_checkpoint, tmp_path):
     """The real `lyricgen serve`: free port, loading, a song, Ctrl-C."""
     log = tmp_path / "serve.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "lyricgen", "serve", "--checkpoint", str(checkpoint),
+        proc = subprocess.Popen([sys.executable, "-m", "lyricgen", "serve", "--checkpoint", str(served_checkpoint),
                                  "--port", "0", "--workers", "1", "--queue", "2", "--no-access-log"],
                                 stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
