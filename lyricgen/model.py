@@ -177,7 +177,7 @@ def rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> 
     """Rotary position embedding of x (..., S, D) at `positions` (S,): the two halves of each head
     rotated as pairs by angles position * inv_freq, so that a query at i and a key at j meet at an
     angle that depends on i - j alone (the GPT-NeoX layout of RoPE)."""
-    angles = positions.float()[:, None] * inv_freq[None, :]  # (S, D/2)
+    angles = positions.float()[:, None] * inv_freq.float()[None, :]  # (S, D/2), in fp32 whatever the model's dtype
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
@@ -204,7 +204,7 @@ def embed_dropped(weight: torch.Tensor, ids: torch.Tensor, p: float, training: b
 
 
 def detach_hidden(hidden):
-    """Cut the graph behind a carried hidden state (a tensor, or an LSTM's (h, c) pair)."""
+    """Cut the graph behind a carried state (a tensor, an LSTM's (h, c) pair, a transformer's cache)."""
     if hidden is None:
         return None
     if isinstance(hidden, tuple):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TESTS, TINY_CORPUS, TINY_DATA, call_cli, same_tensors
+from conftest import TESTS, TINY_CORPUS, TINY_DATA, call_cli, requires_cuda, run_lyricgen, same_tensors
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.config import ModelConfig
 from lyricgen.errors import OptionError
@@ -136,6 +136,28 @@ def test_configs_without_the_new_fields_load_with_defaults():
     config = ModelConfig.from_dict(old)
     assert (config.num_heads, config.attention_window) == (4, 32)
     assert type(build_model(config)).__name__ == "LyricsRNN"
+
+
+def test_training_steps_under_strict_deterministic_algorithms_repeat_bit_for_bit():
+    """What --deterministic switches on: no operation of the transformer refuses it, and two runs
+    of the same steps from the same seed end with the same weights."""
+    from lyricgen.config import TrainConfig
+    from lyricgen.training.trainer import make_optimizer, train_step
+
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        weights = []
+        for _ in range(2):
+            model = tiny(dropout=0.2, embed_dropout=0.1, attention_window=4)
+            optimizer = make_optimizer(model, TrainConfig())
+            x = stream(t=9)
+            for _ in range(3):
+                train_step(model, optimizer, x[:, :-1], x[:, 1:], clip=1.0)
+            weights.append(model.state_dict())
+    finally:
+        torch.use_deterministic_algorithms(before)
+    same_tensors(weights[0], weights[1], "weights")
 
 
 # -- what carries the state: the Predictor and chunked scoring ------------------------------------------
@@ -304,3 +326,27 @@ def test_ddp_run_stopped_and_resumed_equals_the_uninterrupted_one(tmp_path):
     assert r.returncode == 0, r.stderr
     assert load_checkpoint(out / "last.pt").training.state.step == STEPS_PER_EPOCH
     assert_same_run(out, full, rngs="rank_rngs")
+
+
+# -- CUDA (skipped without a GPU) -----------------------------------------------------------------------
+@pytest.mark.cuda
+@requires_cuda
+def test_deterministic_cuda_runs_repeat_resume_and_generate(tmp_path):
+    """--deterministic on a GPU, bf16 autocast included: two runs are bit for bit the same, a stopped
+    run resumes, and the checkpoint generates on the GPU and on the CPU."""
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        proc = run_lyricgen("train", "--corpus", TINY_CORPUS, "--out", out, *TRANSFORMER, *TINY_DATA, "--seed", "7",
+                            "--epochs", "2", "--max-steps", "5", "--device", "cuda", "--deterministic", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        runs.append(load_checkpoint(out / "last.pt"))
+    same_tensors(runs[0].weights, runs[1].weights, "weights")
+    proc = run_lyricgen("train", "--resume", tmp_path / "a" / "last.pt", "--device", "cuda", "--deterministic",
+                        "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(tmp_path / "a" / "last.pt").training.state.step == 2 * STEPS_PER_EPOCH
+    for device in ("cuda", "cpu"):
+        gen = run_lyricgen("generate", "月光", "--checkpoint", tmp_path / "a" / "last.pt", "--device", device,
+                           "--max-tokens", "10", "--plain")
+        assert gen.returncode == 0 and gen.stdout.startswith("月光"), gen.stderr
