@@ -37,8 +37,8 @@ def usable_cores() -> int:
 @dataclass
 class ModelConfig(Config):
     vocab_size: int = field(metadata={"low": 1, "high": None, "low_open": False, "high_open": False})
-    cell: str = option("lstm", "recurrent cell; rnn is the tutorial's; transformer = GPT-style causal "
-                       "self-attention blocks", choices=CELLS)
+    cell: str = option("lstm", "the network: a recurrent cell (rnn is the tutorial's), or transformer = GPT-style "
+                       "blocks of causal self-attention", choices=CELLS)
     embed_dim: int = option(256, "embedding size (the transformer's width)", low=1)
     hidden_size: int = option(512, "recurrent state size (rnn, gru, lstm; the transformer's MLP is 4 x --embed-dim)",
                               low=1)
@@ -48,7 +48,8 @@ class ModelConfig(Config):
     # scoring only ever use distances the model was trained on
     attention_window: int = option(32, "transformer: tokens each position attends to, itself included; train with "
                                    "--seq-len at least this", low=1)
-    dropout: float = option(0.6, "dropout on the embeddings' outputs, between layers and before the output layer",
+    dropout: float = option(0.6, "dropout on the embeddings' outputs, between layers (the transformer's: on its "
+                            "attention weights and residual branches) and before the output layer",
                             low=0, high=1, high_open=True)
     embed_dropout: float = option(0.3, "share of vocabulary entries dropped per batch (every occurrence)",
                                   low=0, high=1, high_open=True)
