@@ -157,9 +157,11 @@ class SlidingWindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache=None):
         B, T, E = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, E // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, T, D)
+        qkv = self.qkv(x).view(B, T, 3, self.heads, E // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, D)
+        q, kv = qkv[0], qkv[1:]
         if cache is not None:  # (2, B, H, C, D): the keys and values of the C positions before these
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)  # (B, H, S, D)
+            kv = torch.cat([cache, kv], dim=3)  # (2, B, H, S, D): one copy of the cache per call
+        k, v = kv[0], kv[1]
         S = k.shape[2]
         positions = torch.arange(S, device=x.device)
         q, rk = rotate(q, positions[S - T:], self.inv_freq), rotate(k, positions, self.inv_freq)
@@ -169,8 +171,7 @@ class SlidingWindowAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, rk, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
         keep = min(self.window - 1, S)  # what the next position can still see
-        cache = torch.stack([k[:, :, S - keep:], v[:, :, S - keep:]])  # (2, B, H, keep, D)
-        return self.out(y.transpose(1, 2).reshape(B, T, E)), cache
+        return self.out(y.transpose(1, 2).reshape(B, T, E)), kv[:, :, :, S - keep:]  # cache (2, B, H, keep, D)
 
 
 def rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
