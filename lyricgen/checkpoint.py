@@ -90,9 +90,9 @@ class Checkpoint:
 
     def build_model(self):
         """The network this checkpoint describes, with its weights."""
-        from .model import LyricsRNN
+        from .model import build_model
 
-        model = LyricsRNN(self.model_config)
+        model = build_model(self.model_config)
         try:
             model.load_state_dict(self.weights)
         except RuntimeError as e:

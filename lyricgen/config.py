@@ -25,7 +25,7 @@ from .options import EXTEND, PER_RUN, Config, flag, option
 from .runfiles import DEFAULT_DIR, RunFiles
 from .text.rhyme import parse_class
 
-CELLS = ("rnn", "gru", "lstm")
+CELLS = ("rnn", "gru", "lstm", "transformer")
 DEVICES = ("auto", "cpu", "cuda")
 UNITS = ("char", "word")
 SEED_MAX = 2**32 - 1
@@ -42,15 +42,28 @@ def usable_cores() -> int:
 @dataclass
 class ModelConfig(Config):
     vocab_size: int = field(metadata={"low": 1, "high": None, "low_open": False, "high_open": False})
-    cell: str = option("lstm", "recurrent cell; rnn is the tutorial's", choices=CELLS)
-    embed_dim: int = option(256, "embedding size", low=1)
-    hidden_size: int = option(512, "recurrent state size", low=1)
-    num_layers: int = option(1, "stacked recurrent layers", low=1)
-    dropout: float = option(0.6, "dropout on the embeddings' outputs, between layers and before the output layer",
+    cell: str = option("lstm", "the network: a recurrent cell (rnn is the tutorial's), or transformer = GPT-style "
+                       "blocks of causal self-attention", choices=CELLS)
+    embed_dim: int = option(256, "embedding size (the transformer's width)", low=1)
+    hidden_size: int = option(512, "recurrent state size (rnn, gru, lstm; the transformer's MLP is 4 x --embed-dim)",
+                              low=1)
+    num_layers: int = option(1, "stacked recurrent layers, or transformer blocks", low=1)
+    num_heads: int = option(4, "transformer: attention heads; --embed-dim / heads must be even", low=1)
+    # 32 = the default --seq-len: a window no longer than the training windows means generation and
+    # scoring only ever use distances the model was trained on
+    attention_window: int = option(32, "transformer: tokens each position attends to, itself included; train with "
+                                   "--seq-len at least this", low=1)
+    dropout: float = option(0.6, "dropout on the embeddings' outputs, between layers (the transformer's: on its "
+                            "attention weights and residual branches) and before the output layer",
                             low=0, high=1, high_open=True)
     embed_dropout: float = option(0.3, "share of vocabulary entries dropped per batch (every occurrence)",
                                   low=0, high=1, high_open=True)
     tie_weights: bool = option(True, "share the embedding and output matrices")
+
+    def check(self) -> None:
+        if self.cell == "transformer" and (self.embed_dim % self.num_heads or self.embed_dim // self.num_heads % 2):
+            raise OptionError(f"embed_dim {self.embed_dim} must split into num_heads {self.num_heads} heads of an "
+                              "even size (rotary position embeddings rotate pairs)")
 
 
 @dataclass

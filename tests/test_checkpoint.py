@@ -186,7 +186,7 @@ def test_config_mismatch_with_weights(tiny_ckpt, tmp_path):
     assert "do not match its config" in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("part, key, value", [("model_config", "cell", "transformer"),
+@pytest.mark.parametrize("part, key, value", [("model_config", "cell", "mamba"),
                                               ("model_config", "dropout", 1.5),
                                               ("tokenizer", "min_freq", 0)])
 def test_invalid_config(tiny_ckpt, tmp_path, part, key, value):

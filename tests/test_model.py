@@ -1,10 +1,12 @@
-"""model.py: shapes, the carried hidden state, tied weights, dropout, and the cost per token."""
+"""model.py: shapes, the carried hidden state, tied weights, dropout, and the cost per token; build_model
+for every cell (the transformer's own tests are in test_transformer.py)."""
 import pytest
 import torch
 
+from lyricgen.config import CELLS as ALL_CELLS
 from lyricgen.config import ModelConfig
 from lyricgen.model import RNN_CLASSES as CELLS
-from lyricgen.model import LyricsRNN, count_parameters, detach_hidden, macs_per_token
+from lyricgen.model import LyricsRNN, LyricsTransformer, build_model, count_parameters, detach_hidden, macs_per_token
 
 V, B, T = 23, 3, 7
 
@@ -43,6 +45,21 @@ def test_hidden_state_is_carried(cell):
         fresh, _ = model(x[:, 3:])
     assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-6)
     assert not torch.allclose(fresh, whole[:, 3:], atol=1e-4)  # the state matters
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_build_model_makes_the_cells_network_and_its_state_carries(cell):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vocab_size=V, cell=cell, embed_dim=8, hidden_size=16, num_heads=2,
+                                    dropout=0.0, embed_dropout=0.0)).eval()
+    assert isinstance(model, LyricsTransformer if cell == "transformer" else LyricsRNN)
+    x = ids()
+    with torch.no_grad():
+        whole, _ = model(x)
+        first, state = model(x[:, :3])
+        second, _ = model(x[:, 3:], state)
+    assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-5)
+    assert macs_per_token(model.config) > 0
 
 
 def test_detach_hidden():

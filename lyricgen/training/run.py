@@ -23,7 +23,7 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import ModelConfig, RunConfig, TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
 from ..fitted import SideModels
-from ..model import LyricsRNN
+from ..model import build_model
 from ..options import EXTEND, PER_RUN, flag, pick
 from ..runfiles import DEFAULT_DIR, RunFiles
 from ..runtime import make_deterministic, resolve_device
@@ -108,9 +108,9 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
     side = SideModels.fit(train_lines, data.train.stream, data.vocab, data.val.ids)
     torch.manual_seed(config.seed)
     if base is None:
-        model = LyricsRNN(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
+        model = build_model(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
     else:
-        model = LyricsRNN(dataclasses.replace(base.model_config, **pick(options, ModelConfig)))
+        model = build_model(dataclasses.replace(base.model_config, **pick(options, ModelConfig)))
         model.load_state_dict(base.weights)
     if world.rank:  # the same initial weights on every rank, then other dropout masks (each state is saved)
         torch.manual_seed(config.seed + world.rank)
