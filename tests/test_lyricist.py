@@ -81,9 +81,9 @@ def test_write_reports_the_characters_left_out(overfit_writer, monkeypatch):
     candidates, unknown = overfit_writer.write("晨光龘", SamplingConfig(), StructureConfig(lines=1))
     assert unknown == ["龘"]
     assert candidates[0].text.startswith("晨光龘")  # the text begins with the start word as given
-    ids, _ = overfit_writer.prompt("晨光")
+    request = overfit_writer.request("晨光", lines=1, plain=True)  # the start word is resolved here, once
     monkeypatch.setattr("lyricgen.writing.lyricist.resolve_start", lambda *a: pytest.fail("resolved again"))
-    assert overfit_writer.generate("晨光", prompt_ids=ids, lines=1, plain=True)[0].text == LINES[0]
+    assert overfit_writer.run(request)[0].text == LINES[0]
 
 
 def test_candidate_as_a_dict_and_without_originality(overfit_ckpt, tmp_path):

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..errors import Cancelled, LyricgenError
-from .engine import StartWordError
+from ..writing.generate import StartWordError
 from .pool import Busy
 from .schema import error_field
 
@@ -173,7 +173,7 @@ class TokenStream:
         except RuntimeError:  # the loop has closed: the server stopped, nobody is listening
             pass
 
-    def on_token(self, text: str) -> None:  # called on the worker
+    def send(self, text: str) -> None:  # called on the worker, for each piece of text it writes
         self.put(("token", text))
 
     def attach(self, job) -> None:
