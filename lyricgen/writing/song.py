@@ -99,7 +99,7 @@ class SongWriter:
         if song.first_line and not normalize_line(song.first_line).startswith(normalize_line(start)):
             raise OptionError("first_line must begin with the start word")
 
-    def plan(self, start: str, sampling, structure, song, generator):
+    def plan(self, start: str, structure, song, generator):
         """The song's plan, drawn from a generator of its own: the sampling seed's, or for greedy
         decoding one seeded by the start word, so that greedy output stays deterministic."""
         seed = generator.initial_seed() if generator is not None else zlib.crc32(start.encode("utf-8"))
@@ -119,7 +119,7 @@ class SongWriter:
         generator = make_generator(sampling)
         limit = token_budget(structure, song)
         logp, state = P.start([lb] + list(prompt_ids))
-        draft = Draft(self.plan(start, sampling, structure, song, generator), normalize_line(song.first_line or start),
+        draft = Draft(self.plan(start, structure, song, generator), normalize_line(song.first_line or start),
                       list(prompt_ids), logp, state, list(prompt_ids), limit if limit is not None else 10**9)
         for i, p in enumerate(draft.plan):
             if i and p.section != draft.plan[i - 1].section:  # a blank line between sections
