@@ -4,11 +4,18 @@
     >>> writer = lyricgen.load("checkpoints/best.pt")          # only the checkpoint is read
     >>> for c in writer.generate("月光", lines=4, num_samples=3, temperature=0.8, seed=1):
     ...     print(c.score, c.copied_lines, c.longest_copy, c.text, sep="\\n")
+    >>> request = writer.request("月光", lines=4, stream=True)  # every option and the start word checked, once
+    >>> for text in writer.stream(request):                      # stop iterating to cancel
+    ...     print(text, end="", flush=True)
 
 Generation options are the fields of SamplingConfig, StructureConfig and SongConfig (config.py),
 passed by name. By default a text is written as a song, line by line (song.py): line lengths and
 rhyme follow the corpus's habits, which the checkpoint carries (habits.py); `plain=True` writes token
 by token (generate.py), the model's plain continuation.
+
+Writing is a chain of generators: the line search yields after each step (lines.py), the song writer
+yields each line's tokens (song.py), plain generation each step's tokens (generate.py), and `stream`
+the text; `generate` and `run` collect it. Nothing is passed down to be called back.
 """
 from dataclasses import asdict, dataclass, replace
 
