@@ -56,10 +56,9 @@ class Line:
 @dataclass
 class SongContext:
     """What the song so far contributes to the search: the model after it, and the masks' view of it."""
-    history: list[int]  # the tokens written so far
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # its repetition penalty and n-grams
     seen: torch.Tensor | None = None  # (V,) bool: tokens in the text (structure tokens excluded)
-    ngrams: Ngrams | None = None  # the history's n-grams, with sampling.no_repeat_ngram
+    ngrams: Ngrams | None = None  # the n-grams of the tokens written so far, with sampling.no_repeat_ngram
     phrases: dict = field(default_factory=dict)  # 1- or 2-token prefix -> tokens ending a phrase of an earlier line
     logp: torch.Tensor | None = None  # (1, V): the model's log-probabilities after the song so far
     state: object = None  # and its state (one row)
@@ -99,7 +98,7 @@ class LineSearch:
         """The song so far: its tokens, the token ids of its earlier lines (their phrases of
         PHRASE_CHARS or more characters, two or three tokens long, are not written again), and the
         model's logp (1, V) and state after it."""
-        ctx = SongContext(list(history), sampling, logp=logp, state=state)
+        ctx = SongContext(sampling, logp=logp, state=state)
         chars = self.chars.tolist()
         for ids in earlier:
             for n in (2, 3):
