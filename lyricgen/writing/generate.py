@@ -69,6 +69,16 @@ def drain(steps):
             return done.value
 
 
+def mapped(steps, show):
+    """A writing generator that yields show(x) for each x `steps` yields, and returns what it returns."""
+    while True:
+        try:
+            x = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield show(x)
+
+
 @torch.no_grad()
 def write_ids(predictor, vocab, start_ids: list[int], structure: StructureConfig | None = None,
               sampling: SamplingConfig | None = None, originality=None):

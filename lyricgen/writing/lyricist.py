@@ -26,7 +26,7 @@ from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, gene
 from ..errors import LyricgenError
 from ..fitted.habits import Habits
 from ..text.tokenizer import normalize_line
-from .generate import StartWordError, drain, resolve_start, write_ids  # noqa: F401 (StartWordError: the API's)
+from .generate import StartWordError, drain, mapped, resolve_start, write_ids  # noqa: F401 (StartWordError: the API's)
 from .predictor import Predictor
 from .song import SongWriter
 
@@ -147,13 +147,8 @@ class Lyricist:
             yield head
         steps = write_ids(self.predictor, self.vocab, request.prompt_ids, request.structure, request.sampling,
                           self.originality)
-        while True:
-            try:
-                tokens = next(steps)
-            except StopIteration as done:
-                out, lengths, scores = done.value
-                break
-            yield self.vocab.tokens[tokens[0]] if one and tokens[0] >= 0 else ""
+        out, lengths, scores = yield from mapped(
+            steps, lambda tokens: self.vocab.tokens[tokens[0]] if one and tokens[0] >= 0 else "")
         return [((head + self.vocab.decode(row[:n])).rstrip("\n"), score, n)
                 for row, n, score in zip(out.tolist(), lengths.tolist(), scores.tolist())]
 
@@ -169,13 +164,7 @@ class Lyricist:
         for seed in seeds:
             alone = replace(sampling, seed=seed if seed is None else seed % (SEED_MAX + 1), num_samples=1)
             lines = self.songs.write(request.start, request.prompt_ids, alone, request.structure, song)
-            while True:
-                try:
-                    piece = next(lines)
-                except StopIteration as done:
-                    s = done.value
-                    break
-                yield piece if one else ""
+            s = yield from (lines if one else mapped(lines, lambda piece: ""))
             results.append((s.text, s.score, s.tokens))
         return results
 
