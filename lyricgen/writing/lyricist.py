@@ -26,7 +26,7 @@ from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, gene
 from ..errors import LyricgenError
 from ..fitted.habits import Habits
 from ..text.tokenizer import normalize_line
-from .generate import StartWordError, drain, mapped, resolve_start, write_ids  # noqa: F401 (StartWordError: the API's)
+from .generate import drain, mapped, resolve_start, write_ids
 from .predictor import Predictor
 from .song import SongWriter
 
