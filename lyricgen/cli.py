@@ -202,24 +202,18 @@ def print_candidates(candidates, unknown, as_json: bool) -> None:
 
 def cmd_generate(args) -> int:
     from .runtime import generation_threads, resolve_device
-    from .text.tokenizer import normalize_line
     from .writing.lyricist import Lyricist
 
     load, command = LoadConfig(**given(args, LoadConfig)), GenerateConfig(**given(args, GenerateConfig))
     if command.interactive and args.start is not None:
         raise LyricgenError("give either START_WORD or -i, not both")
-    first_line = getattr(args, "first_line", None)
-    if not command.interactive and args.start is None and first_line:
-        args.start = first_line  # the first line is the start
-    if not command.interactive and (args.start is None or not normalize_line(args.start)):
-        raise LyricgenError("the start word is empty")
     configs = generation_configs(given(args, SamplingConfig, StructureConfig, SongConfig), sample=command.sample)
     device = resolve_device(load.device)
     generation_threads(device)
     writer = Lyricist.load(load.checkpoint, device)
     if command.interactive:
         return interactive(writer, configs, command.json)
-    print_candidates(*writer.write(args.start, *configs), command.json)
+    print_candidates(*writer.write(args.start, *configs), command.json)  # an empty start: Lyricist.request says so
     return 0
 
 

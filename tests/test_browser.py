@@ -15,7 +15,6 @@ import httpx  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from lyricgen.errors import Cancelled  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
 from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
@@ -27,19 +26,17 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromiu
 
 
 def blocked_until(writer, gate: threading.Event):
-    """A generate that streams the start word and one token, then waits for `gate`."""
-    real = writer.generate
+    """A stream that writes the start word and one token, then waits for `gate`."""
+    real = writer.stream
 
-    def generate(start, sampling=None, structure=None, prompt_ids=None, on_token=None, should_stop=None, **kw):
-        if on_token is not None:
-            on_token(start)
-            on_token("的")
+    def stream(request):
+        yield request.start
+        yield "的"
         while not gate.wait(0.01):
-            if should_stop():
-                raise Cancelled("cancelled")
-        return real(start, sampling, structure, prompt_ids=prompt_ids, should_stop=should_stop)
+            yield ""  # the worker may stop here
+        return (yield from real(request))
 
-    return generate
+    return stream
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +108,7 @@ def test_page_counts_a_character_vocabulary_in_characters(page, engine, monkeypa
 
 def test_page_streams_tokens_as_they_come(page, engine, monkeypatch):
     gate = threading.Event()
-    monkeypatch.setattr(engine.writer, "generate", blocked_until(engine.writer, gate))
+    monkeypatch.setattr(engine.writer, "stream", blocked_until(engine.writer, gate))
     generate(page, "月光")
     writing = WebDriverWait(page, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".candidate.writing .text"))
     assert WebDriverWait(page, 10).until(lambda d: writing[0].text == "月光的")  # before the song is finished
@@ -121,7 +118,7 @@ def test_page_streams_tokens_as_they_come(page, engine, monkeypatch):
 
 def test_page_says_when_the_server_is_busy(page, engine, server, monkeypatch):
     gate = threading.Event()
-    monkeypatch.setattr(engine.writer, "generate", blocked_until(engine.writer, gate))
+    monkeypatch.setattr(engine.writer, "stream", blocked_until(engine.writer, gate))
     other = threading.Thread(target=lambda: httpx.post(server.url + "api/generate", json={"start": "月光"}, timeout=30))
     other.start()  # another user holds the only worker; the queue is 0
     try:

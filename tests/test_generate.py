@@ -278,3 +278,22 @@ def test_no_blank_lines_unless_asked(overfit_writer):
                       SamplingConfig(temperature=3.0, seed=0), k=8)
     lb = overfit_writer.vocab.line_break_id
     assert any(a == b == lb for ids in rows for a, b in zip(ids, ids[1:]))
+
+
+def test_write_ids_yields_each_step_of_what_generate_ids_returns(tiny_model):
+    from lyricgen.writing.generate import write_ids
+
+    model, vocab = tiny_model
+    start = [vocab.index["月光"]]
+    structure, sampling = StructureConfig(max_tokens=20), SamplingConfig(temperature=1.0, seed=3, num_samples=2)
+    steps, rows = write_ids(model, vocab, start, structure, sampling), []
+    while True:
+        try:
+            rows.append(next(steps))
+        except StopIteration as done:
+            out, lengths, scores = done.value
+            break
+    again = generate_ids(model, vocab, start, structure, sampling)
+    assert torch.equal(out, again[0]) and torch.equal(lengths, again[1]) and torch.equal(scores, again[2])
+    for b in range(2):  # each step's token of a candidate still writing, -1 once it has finished
+        assert [row[b] for row in rows if row[b] >= 0] == out[b, :lengths[b]].tolist()

@@ -81,9 +81,9 @@ def test_write_reports_the_characters_left_out(overfit_writer, monkeypatch):
     candidates, unknown = overfit_writer.write("晨光龘", SamplingConfig(), StructureConfig(lines=1))
     assert unknown == ["龘"]
     assert candidates[0].text.startswith("晨光龘")  # the text begins with the start word as given
-    ids, _ = overfit_writer.prompt("晨光")
+    request = overfit_writer.request("晨光", lines=1, plain=True)  # the start word is resolved here, once
     monkeypatch.setattr("lyricgen.writing.lyricist.resolve_start", lambda *a: pytest.fail("resolved again"))
-    assert overfit_writer.generate("晨光", prompt_ids=ids, lines=1, plain=True)[0].text == LINES[0]
+    assert overfit_writer.run(request)[0].text == LINES[0]
 
 
 def test_candidate_as_a_dict_and_without_originality(overfit_ckpt, tmp_path):
@@ -96,3 +96,58 @@ def test_candidate_as_a_dict_and_without_originality(overfit_ckpt, tmp_path):
     assert (c.text, c.copied_lines, c.longest_copy) == (LINES[0], None, None)  # nothing to compare with
     c = Lyricist.load(tmp_path / "a.pt").generate("晨光", lines=1, no_copy=True)[0]
     assert c.text.startswith("晨光") and (c.copied_lines, c.longest_copy) == (None, None)
+
+
+# -- writing as a generator, and the one request ---------------------------------------------------
+def written(writing) -> tuple[list[str], list]:
+    """(what a stream yielded, what it returned)."""
+    pieces = []
+    while True:
+        try:
+            pieces.append(next(writing))
+        except StopIteration as done:
+            return pieces, done.value
+
+
+@pytest.mark.parametrize("options", [{"plain": True}, {}, {"temperature": 0.9, "seed": 2}, {"rhyme": "AABB"}])
+def test_stream_yields_the_text_and_returns_the_candidates(overfit_writer, options):
+    request = overfit_writer.request("晨光", lines=3, stream=True, **options)
+    pieces, candidates = written(overfit_writer.stream(request))
+    assert isinstance(request.start, str) and all(isinstance(p, str) for p in pieces)
+    assert pieces[0] == "晨光" and "".join(pieces).rstrip("\n") == candidates[0].text
+    assert candidates == overfit_writer.generate("晨光", lines=3, **options) == overfit_writer.run(request)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_stream_is_lazy_so_stopping_iteration_cancels_it(overfit_writer, monkeypatch, plain):
+    steps = []
+    real = overfit_writer.predictor.step
+    monkeypatch.setattr(overfit_writer.predictor, "step", lambda *a: steps.append(1) or real(*a))
+    writing = overfit_writer.stream(overfit_writer.request("晨光", lines=4, plain=plain))
+    for n in range(1, 6):
+        next(writing)
+        assert len(steps) < n  # at most one step of the model per piece taken: nothing runs ahead
+    writing.close()
+    with pytest.raises(StopIteration):
+        next(writing)
+
+
+def test_request_holds_each_rule(overfit_writer):
+    from lyricgen.config import SAMPLE_PRESET
+    from lyricgen.writing.generate import StartWordError
+
+    for start in ("", " \u3000", None):
+        with pytest.raises(StartWordError, match="the start word is empty") as e:
+            overfit_writer.request(start)
+        assert e.value.suggestions
+    with pytest.raises(LyricgenError, match="num_samples must be 1 when streaming"):
+        overfit_writer.request("晨光", stream=True, num_samples=2)
+    assert overfit_writer.request("晨光", num_samples=2).sampling.num_samples == 2  # not streamed: fine
+    request = overfit_writer.request("", first_line=LINES[0])  # the first line is the start
+    assert request.start == LINES[0] and request.prompt_ids == request.start_ids == overfit_writer.prompt(LINES[0])[0]
+    request = overfit_writer.request(FIRST[0], first_line=LINES[0])  # a song is primed by its whole first line
+    assert request.start_ids == overfit_writer.prompt(FIRST[0])[0] != request.prompt_ids
+    assert overfit_writer.request("晨光", sample=True).sampling.temperature == SAMPLE_PRESET["temperature"]
+    assert overfit_writer.request("晨光", SamplingConfig(temperature=0.5), temperature=0.7).sampling.temperature == 0.7
+    with pytest.raises(OptionError, match="first_line"):
+        overfit_writer.request("晨光", first_line="龘")

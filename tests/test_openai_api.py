@@ -11,7 +11,6 @@ openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 import httpx  # noqa: E402
 
-from lyricgen.errors import Cancelled  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
 from lyricgen.serving.openai_api import cut_at_stop, visible_text  # noqa: E402
 from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
@@ -152,15 +151,14 @@ def test_malformed_json_is_400_in_openai_shape(server):
 
 def test_busy_server_is_503_with_retry_after(client, engine, monkeypatch):
     gate = threading.Event()
-    real = engine.writer.generate
+    real = engine.writer.stream
 
-    def blocked(*args, should_stop=None, **kwargs):
+    def blocked(request):
         while not gate.wait(0.01):
-            if should_stop():
-                raise Cancelled("cancelled")
-        return real(*args, should_stop=should_stop, **kwargs)
+            yield ""  # the worker may stop here
+        return (yield from real(request))
 
-    monkeypatch.setattr(engine.writer, "generate", blocked)
+    monkeypatch.setattr(engine.writer, "stream", blocked)
     first = threading.Thread(target=lambda: complete(client, max_tokens=5))
     first.start()
     try:

@@ -169,3 +169,24 @@ def test_banned_by_ngram_is_exactly_what_would_repeat_an_ngram():
         grams = {tuple(history[i:i + n]) for i in range(len(history) - n + 1)}
         expected = {c for c in range(4) if len(history) >= n and tuple((history + [c])[-n:]) in grams}
         assert banned_by_ngram(history, n) == expected, (history, n)
+
+
+def test_constrain_is_the_penalty_the_ngram_ban_and_the_unk_ban():
+    from lyricgen.writing.sampling import Ngrams, constrain
+
+    logp = torch.log_softmax(torch.randn(2, 6, generator=torch.Generator().manual_seed(0)), dim=-1)
+    before = logp.clone()
+    seen = torch.zeros(2, 6, dtype=torch.bool)
+    seen[0, 3] = True
+    sampling = SamplingConfig(repetition_penalty=2.0, no_repeat_ngram=2)
+    adj = constrain(logp, sampling, 0, seen, [Ngrams(2, [1, 4, 1]), Ngrams(2, [5])])
+    assert torch.equal(logp, before)  # a copy: the scores still add up the model's own log-probabilities
+    assert torch.isinf(adj[:, 0]).all()  # "<unk>" never
+    assert adj[0, 3] == 2.0 * logp[0, 3]  # seen: twice as unlikely in log space
+    assert torch.isinf(adj[0, 4]) and not torch.isinf(adj[0, [1, 2, 5]]).any()  # 1 4 already: not after 1 again
+    assert torch.equal(adj[1, 1:], logp[1, 1:])  # nothing seen, nothing to repeat
+    # a line being searched continues the text: its own n-grams are not counted, the text's are
+    assert Ngrams(2, [1, 4]).banned([2, 1]) == {4} and Ngrams(2, [1, 4]).banned([1, 2]) == set()
+    assert Ngrams(1, [3, 5]).banned() == {3, 5} and Ngrams(0, [3, 3]).banned() == set()
+    off = constrain(logp, SamplingConfig(), 0, seen, None)
+    assert torch.equal(off[:, 1:], logp[:, 1:]) and torch.isinf(off[:, 0]).all()

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from lyricgen.config import GENERATION_CONFIGS, SAMPLE_PRESET, SamplingConfig, SongConfig, StructureConfig  # noqa: E402
-from lyricgen.errors import Cancelled, LyricgenError  # noqa: E402
+from lyricgen.errors import LyricgenError  # noqa: E402
 from lyricgen.options import Config, option  # noqa: E402
 from lyricgen.serving.app import create_app  # noqa: E402
 from lyricgen.serving.engine import Engine  # noqa: E402
@@ -56,23 +56,23 @@ def client(engine):
 
 
 def gated(writer, gate: threading.Event, stopped: threading.Event | None = None):
-    """A generate that streams the start word, then waits for `gate` (or should_stop) before writing."""
-    real = writer.generate
+    """A stream that writes the start word, then waits for `gate` before writing; `stopped` is set
+    when the worker stops iterating it (closes it) first."""
+    real = writer.stream
 
-    def generate(start, sampling=None, structure=None, prompt_ids=None, on_token=None, should_stop=None, **kw):
-        if on_token is not None:
-            on_token(start)
-        deadline = time.monotonic() + 20
-        while not gate.wait(0.01) and time.monotonic() < deadline:
-            if on_token is not None:
-                on_token("的")
-            if should_stop is not None and should_stop():
-                if stopped is not None:
-                    stopped.set()
-                raise Cancelled("generation was cancelled")
-        return real(start, sampling, structure, prompt_ids=prompt_ids, should_stop=should_stop)
+    def stream(request):
+        try:
+            yield request.start
+            deadline = time.monotonic() + 20
+            while not gate.wait(0.01) and time.monotonic() < deadline:
+                yield "的"
+        except GeneratorExit:
+            if stopped is not None:
+                stopped.set()
+            raise
+        return (yield from real(request))
 
-    return generate
+    return stream
 
 
 def events(text: str) -> list[tuple[str, dict]]:
@@ -262,12 +262,12 @@ def test_stream_sends_tokens_then_the_candidate(client):
 
 
 def test_stream_reports_a_failure_after_it_began(client, engine, monkeypatch):
-    def failing(start, sampling=None, structure=None, prompt_ids=None, on_token=None, should_stop=None, **kw):
-        on_token(start)
-        on_token("的")
+    def failing(request):
+        yield request.start
+        yield "的"
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(engine.writer, "generate", failing)
+    monkeypatch.setattr(engine.writer, "stream", failing)
     with client.stream("POST", "/api/generate", json={"start": "月光", "stream": True}) as r:
         assert r.status_code == 200
         got = events(r.read().decode("utf-8"))
@@ -304,7 +304,7 @@ def test_pool_admits_workers_plus_queue_then_refuses():
 def test_full_queue_is_503_with_retry_after(served_checkpoint, monkeypatch):
     engine = loaded(served_checkpoint, workers=1, queue=0)
     gate = threading.Event()
-    monkeypatch.setattr(engine.writer, "generate", gated(engine.writer, gate))
+    monkeypatch.setattr(engine.writer, "stream", gated(engine.writer, gate))
     with TestClient(create_app(engine)) as c:
         first = {}
         worker = threading.Thread(target=lambda: first.update(r=c.post("/api/generate", json={"start": "月光"})))
@@ -324,7 +324,7 @@ def test_full_queue_is_503_with_retry_after(served_checkpoint, monkeypatch):
 def test_a_client_that_disconnects_stops_its_generation(served_checkpoint, monkeypatch):
     engine = loaded(served_checkpoint, workers=1, queue=1)
     never, stopped = threading.Event(), threading.Event()
-    monkeypatch.setattr(engine.writer, "generate", gated(engine.writer, never, stopped))
+    monkeypatch.setattr(engine.writer, "stream", gated(engine.writer, never, stopped))
     server = LiveServer(create_app(engine))
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:  # streamed: leave after the first event

@@ -188,7 +188,7 @@ def test_a_character_may_double_but_never_triple_and_a_word_never_doubles():
     slow, walk, crazy = (vocab.index[t] for t in ("慢", "走", "疯狂"))
     toks = torch.tensor([[walk, slow], [slow, slow], [walk, crazy]])  # the three rows' lines so far
     chars = torch.tensor([2, 2, 3])
-    adj = search.allowed(torch.zeros(3, len(vocab)), LineRequest(low=1, high=10), SongContext([]), chars,
+    adj = search.allowed(torch.zeros(3, len(vocab)), LineRequest(low=1, high=10), SongContext(), chars,
                          torch.full((3,), -1), torch.full((3,), 2), toks)
     assert adj[0, slow] == 0  # 走慢 -> 走慢慢: a character doubles
     assert adj[1, slow] == float("-inf")  # 慢慢 -> 慢慢慢: never three times
@@ -227,7 +227,7 @@ def test_with_an_ngram_lines_end_where_corpus_lines_end(writer, tiny_lines):
     ender = next(i for i in range(len(vocab)) if enders[i] and int(search.chars[i]) == 1)
     other = next(i for i in range(len(vocab)) if not enders[i] and int(search.chars[i]) == 1
                  and not search.structure[i])
-    adj = search.allowed(torch.zeros(2, len(vocab)), LineRequest(low=1, high=3), SongContext([]),
+    adj = search.allowed(torch.zeros(2, len(vocab)), LineRequest(low=1, high=3), SongContext(),
                          torch.tensor([2, 2]), torch.full((2,), -1), torch.full((2,), 1),
                          torch.tensor([[ender], [other]]))
     lb = vocab.line_break_id

@@ -105,7 +105,7 @@ def stream_generate(engine, prepared, started: float) -> StreamingResponse:
     import asyncio
 
     tokens = TokenStream(asyncio.get_running_loop())
-    job = engine.submit(prepared, on_token=tokens.on_token)
+    job = engine.submit(prepared, tokens)
     tokens.attach(job)
 
     async def events():

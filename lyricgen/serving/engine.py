@@ -3,29 +3,24 @@
     engine = Engine(WorkerPool(2, 16))
     engine.load("runs/jay/best.pt", torch.device("cpu"))      # in the background while /health says 503
     prepared = engine.prepare("月光", {"lines": 4}, sample=True)  # input errors raise here, before queueing
-    candidates = engine.generate(prepared, should_stop)            # on a worker
+    job = engine.submit(prepared, tokens)                          # written on a worker
 
 Everything about one request that can be wrong with the input (an option out of bounds, a start word
 the model does not know) is found by `prepare`, in the request handler, so it becomes a 4xx before
-anything is queued or streamed. No FastAPI here: the HTTP layers (app.py, openai_api.py) call it.
+anything is queued or streamed: it asks the Lyricist's `request`, the one place each rule is
+checked, and the worker trusts what it returns. The worker iterates the Lyricist's `stream`: it
+streams by passing each piece of text on, and a cancelled job stops by no longer iterating.
+No FastAPI here: the HTTP layers (app.py, openai_api.py) call it.
 """
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, generation_configs, token_budget
-from ..errors import LyricgenError
+from ..config import SEED_MAX, token_budget
+from ..errors import Cancelled, LyricgenError
 from ..text.tokenizer import normalize_line
 from .schema import CAPS
-
-
-class StartWordError(LyricgenError):
-    """The start word is empty, or the model knows no part of it; `suggestions` are words it knows."""
-
-    def __init__(self, message: str, suggestions: list[str]):
-        super().__init__(message)
-        self.suggestions = suggestions
 
 
 @dataclass
@@ -33,8 +28,15 @@ class Prepared:
     """One checked request, ready for a worker."""
     start: str
     options: dict  # every generation option's effective value, by name (a seed drawn for it included)
-    prompt_ids: list[int]
-    unknown: list[str]  # characters of the start word the model never saw, left out of the prompt
+    request: object  # the Lyricist's Request those values make
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        return self.request.start_ids
+
+    @property
+    def unknown(self) -> list[str]:  # characters of the start word the model never saw, left out of the prompt
+        return self.request.unknown
 
 
 def describe(ckpt, model_id: str, model) -> dict:
@@ -95,33 +97,38 @@ class Engine:
 
     def prepare(self, start: str, options: dict, sample: bool = False, stream: bool = False) -> Prepared:
         """Check a request: OptionError (naming the option) or StartWordError; never a worker's time."""
-        configs = generation_configs(options, sample=sample)  # every config, whatever configs there are
-        values = {k: v for config in configs for k, v in asdict(config).items()}
-        sampling = next(c for c in configs if isinstance(c, SamplingConfig))
-        if values.get("max_tokens", 0) is None:
+        request = self.writer.request(normalize_line(start), sample=sample, stream=stream, **options)
+        sampling, structure, song = request.sampling, request.structure, request.song
+        values = {k: v for config in (sampling, structure, song) for k, v in asdict(config).items()}
+        if structure.max_tokens is None:
             # the effective budget, stated in the reply; a song of given lines is bounded by the server's cap
-            budget = token_budget(*(c for c in configs if isinstance(c, (StructureConfig, SongConfig))))
-            values["max_tokens"] = budget if budget is not None else CAPS["max_tokens"]
-        if stream and sampling.num_samples != 1:
-            raise LyricgenError("num_samples must be 1 when streaming (one candidate is written at a time)")
+            budget = token_budget(structure, song)
+            structure = replace(structure, max_tokens=budget if budget is not None else CAPS["max_tokens"])
         if not sampling.greedy and sampling.seed is None:
             # a seed drawn here and returned, so any text can be written again (llama.cpp does the same)
-            values["seed"] = secrets.randbelow(SEED_MAX + 1)
-        if not normalize_line(start):
-            raise StartWordError("the start word is empty", self.writer.vocab.most_frequent(12))
+            sampling = replace(sampling, seed=secrets.randbelow(SEED_MAX + 1))
+        values.update(max_tokens=structure.max_tokens, seed=sampling.seed)
+        request = replace(request, sampling=sampling, structure=structure)
+        return Prepared(normalize_line(request.start), values, request)
+
+    def write(self, prepared: Prepared, should_stop, tokens=None) -> list:
+        """The candidates, best first (runs on a worker): the Lyricist's stream, iterated until it ends
+        or should_stop() (then closed, and errors.Cancelled raised); each piece of text written goes
+        to tokens.send (an http.TokenStream) when streaming."""
+        writing = self.writer.stream(prepared.request)
         try:
-            ids, unknown = self.writer.prompt(start)
-        except LyricgenError as e:
-            raise StartWordError(str(e), self.writer.vocab.most_frequent(12)) from None
-        self.writer.configs(start, **values)  # what only the model can check (an acrostic's characters)
-        return Prepared(normalize_line(start), values, ids, unknown)
+            while True:
+                if should_stop():
+                    raise Cancelled("generation was cancelled")
+                try:
+                    piece = next(writing)
+                except StopIteration as done:
+                    return done.value
+                if piece and tokens is not None:
+                    tokens.send(piece)
+        finally:
+            writing.close()
 
-    def generate(self, prepared: Prepared, should_stop, on_token=None) -> list:
-        """The candidates, best first (runs on a worker; raises errors.Cancelled when asked to stop)."""
-        # options by name, the Lyricist's stable interface, so that configs added later pass through
-        return self.writer.generate(prepared.start, prompt_ids=prepared.prompt_ids, on_token=on_token,
-                                    should_stop=should_stop, **prepared.options)
-
-    def submit(self, prepared: Prepared, on_token=None):
-        """A pool job generating `prepared` (raises pool.Busy when full)."""
-        return self.pool.submit(lambda should_stop: self.generate(prepared, should_stop, on_token))
+    def submit(self, prepared: Prepared, tokens=None):
+        """A pool job writing `prepared` (raises pool.Busy when full)."""
+        return self.pool.submit(lambda should_stop: self.write(prepared, should_stop, tokens))

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..errors import Cancelled, LyricgenError
-from .engine import StartWordError
 from .pool import Busy
 from .schema import error_field
 
@@ -66,11 +65,13 @@ def from_exception(exc: Exception, option_names=(), status: int = 422) -> ApiErr
     if isinstance(exc, Busy):
         return ApiError(503, str(exc), "busy", headers={"Retry-After": str(exc.retry_after)},
                         retry_after=exc.retry_after)
-    if isinstance(exc, StartWordError):
-        return ApiError(status, str(exc), "unknown_start_word", "start", suggestions=exc.suggestions)
     if isinstance(exc, Cancelled):
         return ApiError(503, "the server is shutting down", "shutting_down", headers={"Retry-After": "5"})
     if isinstance(exc, LyricgenError):
+        from ..writing.generate import StartWordError  # only now: torch came with the model, not with the app
+
+        if isinstance(exc, StartWordError):
+            return ApiError(status, str(exc), "unknown_start_word", "start", suggestions=exc.suggestions)
         return ApiError(status, str(exc), "validation", error_field(str(exc), option_names))
     log.error("generation failed", exc_info=exc)
     return ApiError(500, "internal error while generating; the server log has the details", "internal")
@@ -173,7 +174,7 @@ class TokenStream:
         except RuntimeError:  # the loop has closed: the server stopped, nobody is listening
             pass
 
-    def on_token(self, text: str) -> None:  # called on the worker
+    def send(self, text: str) -> None:  # called on the worker, for each piece of text it writes
         self.put(("token", text))
 
     def attach(self, job) -> None:

@@ -189,7 +189,7 @@ def stream_completion(engine, completion: Completion) -> StreamingResponse:
     prepared = completion.prepared
     incremental = prepared.options["num_samples"] == 1 and not prepared.options.get("no_copy")
     tokens = TokenStream(asyncio.get_running_loop())
-    job = engine.submit(prepared, on_token=tokens.on_token if incremental else None)
+    job = engine.submit(prepared, tokens if incremental else None)
     tokens.attach(job)
 
     async def events():

@@ -1,13 +1,14 @@
 """A bounded pool for generation: K worker threads, at most Q requests waiting, Busy past that.
 
     pool = WorkerPool(workers=2, queue=8)
-    job = pool.submit(lambda should_stop: writer.generate(..., should_stop=should_stop))  # or Busy
+    job = pool.submit(lambda should_stop: engine.write(prepared, should_stop))  # or Busy
     job.future.result(); job.cancel()
 
 Threads, not processes: the workers share one model in memory, and torch releases the GIL inside
 its kernels. The number of torch threads is the process's, set once at start (one: runtime.py). Admission is decided at submit time (like llama.cpp's slots and TGI's
 max-concurrent-requests), so an overloaded server answers at once instead of letting a queue grow
-without bound. A cancelled job stops at its next token (should_stop) or, still waiting, never runs.
+without bound. A cancelled job stops at its next step (the worker asks should_stop() before it
+takes the next piece of the writing generator) or, still waiting, never runs.
 """
 import math
 import threading

@@ -3,15 +3,24 @@
 The hidden state is carried from step to step (the prefix is never re-read). The model is primed
 with a line break - the context every lyric line starts from in training - then the start word.
 Candidates are written in one batch; each step's token is chosen by sampling.choose_next from the
-logits after the bans (repeats, n-grams, line bounds, copied lines) are applied.
+logits after the bans (sampling.constrain's repeats, n-grams and "<unk>"; line bounds, copied lines)
+are applied. write_ids yields each step's tokens; generate_ids collects them.
 """
 import torch
 
 from ..config import SamplingConfig, StructureConfig, token_budget
-from ..errors import Cancelled, LyricgenError
+from ..errors import LyricgenError
 from ..text.tokenizer import normalize_line
 from .predictor import Predictor
-from .sampling import banned_by_ngram, choose_next, make_generator, penalize_repeats
+from .sampling import Ngrams, choose_next, constrain, make_generator
+
+
+class StartWordError(LyricgenError):
+    """The start word is empty, or the model knows no part of it; `suggestions` are words it knows."""
+
+    def __init__(self, message: str, suggestions: list[str]):
+        super().__init__(message)
+        self.suggestions = suggestions
 
 
 def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]:
@@ -22,8 +31,8 @@ def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]
     不 + 分开. Only when nothing at all is known is it an error, with known words suggested.
     """
     text = normalize_line(text)
-    if not text:
-        raise LyricgenError("the start word is empty")
+    if not text:  # the one place this rule is checked (CLI, Python API and HTTP all come here)
+        raise StartWordError("the start word is empty", vocab.most_frequent(12))
     if text in vocab:
         return [vocab.index[text]], []
     if segment is None:
@@ -39,22 +48,47 @@ def resolve_start(text: str, vocab, segment=None) -> tuple[list[int], list[str]]
             else:
                 unknown.append(ch)
     if not ids:
-        raise LyricgenError(
-            f"no part of the start word {text!r} is in the vocabulary; try one of: {' '.join(vocab.most_frequent(12))}")
+        known = vocab.most_frequent(12)
+        raise StartWordError(f"no part of the start word {text!r} is in the vocabulary; try one of: {' '.join(known)}",
+                             known)
     return ids, unknown
 
 
-@torch.no_grad()
 def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureConfig | None = None,
-                 sampling: SamplingConfig | None = None, originality=None, on_step=None, should_stop=None):
+                 sampling: SamplingConfig | None = None, originality=None):
+    """write_ids run to its end: (ids, lengths, scores)."""
+    return drain(write_ids(predictor, vocab, start_ids, structure, sampling, originality))
+
+
+def drain(steps):
+    """Run a writing generator to its end, ignoring what it yields: its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def mapped(steps, show):
+    """A writing generator that yields show(x) for each x `steps` yields, and returns what it returns."""
+    while True:
+        try:
+            x = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield show(x)
+
+
+@torch.no_grad()
+def write_ids(predictor, vocab, start_ids: list[int], structure: StructureConfig | None = None,
+              sampling: SamplingConfig | None = None, originality=None):
     """Generate sampling.num_samples continuations in one batch; `predictor` is what they are
     sampled from (a Predictor, or a bare network, which is wrapped in one).
 
-    Returns (ids, lengths, scores): ids (B, max_tokens: config.token_budget), the number of tokens each candidate kept,
-    and each candidate's mean log-probability per token under the (unconstrained) model.
-    on_step(tokens) gets each step's token ids (B,) of the candidates still writing (-1 for the
-    finished ones), for streaming; should_stop() is asked before every step, and True raises
-    Cancelled (a client that went away).
+    Yields each step's token ids (B,) as a list, -1 for the candidates that had finished: a consumer
+    streams them, or stops iterating to cancel. Returns (ids, lengths, scores): ids (B, max_tokens:
+    config.token_budget), the number of tokens each candidate kept, and each candidate's mean
+    log-probability per token under the (unconstrained) model.
     """
     structure = structure or StructureConfig()
     sampling = sampling or SamplingConfig()
@@ -66,6 +100,7 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
     generator = make_generator(sampling)
     logp, state = predictor.start([LB] + list(start_ids), B)  # (B, V)
     history = [list(start_ids) for _ in range(B)]
+    ngrams = [Ngrams(sampling.no_repeat_ngram, start_ids) for _ in range(B)] if sampling.no_repeat_ngram else None
     seen = torch.zeros(B, V, dtype=torch.bool, device=device)
     seen[:, list(start_ids)] = True
     seen[:, [LB, vocab.index[" "]]] = False  # structure tokens are never penalised
@@ -76,15 +111,8 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
     logp_sum = torch.zeros(B, device=device)
     out = torch.full((B, max_tokens), LB, dtype=torch.long, device=device)
     for t in range(max_tokens):
-        if should_stop is not None and should_stop():
-            raise Cancelled("generation was cancelled")
-        # the penalties act on log-probabilities (all <= 0: a penalty > 1 always lowers a seen token);
         # logp itself, unconstrained, is what the score adds up
-        adj = penalize_repeats(logp.clone(), seen, sampling.repetition_penalty)
-        adj[:, vocab.unk_id] = float("-inf")  # never write "<unk>"
-        for b, banned in enumerate(banned_by_ngram(h, sampling.no_repeat_ngram) for h in history):
-            if banned:
-                adj[b, list(banned)] = float("-inf")
+        adj = constrain(logp, sampling, vocab.unk_id, seen, ngrams)
         if structure.min_line_tokens:
             adj[line_len < structure.min_line_tokens, LB] = float("-inf")
         if originality is not None and structure.no_copy:
@@ -110,10 +138,11 @@ def generate_ids(predictor, vocab, start_ids: list[int], structure: StructureCon
         seen[:, [LB, vocab.index[" "]]] = False
         for b, token in enumerate(nxt.tolist()):
             history[b].append(token)
+            if ngrams is not None:
+                ngrams[b].extend([token])
         if structure.lines:
             alive &= lines_done < structure.lines
-        if on_step is not None:
-            on_step(torch.where(kept, nxt, torch.full_like(nxt, -1)).tolist())
+        yield torch.where(kept, nxt, torch.full_like(nxt, -1)).tolist()
         if not alive.any():
             break
         logp, state = predictor.step(state, nxt)

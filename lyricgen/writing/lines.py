@@ -8,20 +8,22 @@ would run past the maximum is banned; with an n-gram, ending a line after a toke
 one in the corpus (mid-word: "快使用双 / 棍") is penalised; a row left with no allowed token dies.
 Within a line no token bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
 ("让让让"; twice is how lyrics reduplicate: 慢慢); the sampling options act as in plain generation
-(repetition penalty and no-repeat n-grams over the whole song). Sampling draws K rows; greedy is a
+(sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>"). Sampling draws K rows; greedy is a
 beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
 so it returns the most probable lines that meet the constraints, deterministically.
 
 Characters are counted from the tokens' text (spaces excluded), never as tokens, so the search works
 for any token unit: words and characters, or characters only. Rows that finish or die leave the
-batch, so the network steps only the rows still writing.
+batch, so the network steps only the rows still writing. The search is a generator: it yields ""
+after every step (nothing to show yet; a consumer that stops iterating cancels it) and returns the lines.
 """
 from dataclasses import dataclass, field
 
 import torch
 
+from ..config import SamplingConfig
 from ..fitted.habits import count_chars
-from .sampling import choose_next, penalize_repeats
+from .sampling import Ngrams, choose_next, constrain
 
 NEG = float("-inf")
 # A line should end after a whole word: ending it (or filling it to its maximum) with a token that
@@ -53,13 +55,13 @@ class Line:
 
 @dataclass
 class SongContext:
-    """What the rest of the song contributes to the masks: the tokens written so far."""
-    history: list[int]
-    no_repeat_ngram: int = 0
-    repetition_penalty: float = 1.0
+    """What the song so far contributes to the search: the model after it, and the masks' view of it."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # its repetition penalty and n-grams
     seen: torch.Tensor | None = None  # (V,) bool: tokens in the text (structure tokens excluded)
-    followers: dict = field(default_factory=dict)  # (n-1)-gram of the history -> tokens that followed it
+    ngrams: Ngrams | None = None  # the n-grams of the tokens written so far, with sampling.no_repeat_ngram
     phrases: dict = field(default_factory=dict)  # 1- or 2-token prefix -> tokens ending a phrase of an earlier line
+    logp: torch.Tensor | None = None  # (1, V): the model's log-probabilities after the song so far
+    state: object = None  # and its state (one row)
 
 
 class LineSearch:
@@ -92,10 +94,11 @@ class LineSearch:
             self._starts[ch] = mask
         return self._starts[ch]
 
-    def context(self, history: list[int], sampling, earlier: list[list[int]] = ()) -> SongContext:
-        """The song so far: its tokens, and the token ids of its earlier lines (their phrases of
-        PHRASE_CHARS or more characters, two or three tokens long, are not written again)."""
-        ctx = SongContext(list(history), sampling.no_repeat_ngram, sampling.repetition_penalty)
+    def context(self, history: list[int], sampling, earlier: list[list[int]] = (), logp=None, state=None) -> SongContext:
+        """The song so far: its tokens, the token ids of its earlier lines (their phrases of
+        PHRASE_CHARS or more characters, two or three tokens long, are not written again), and the
+        model's logp (1, V) and state after it."""
+        ctx = SongContext(sampling, logp=logp, state=state)
         chars = self.chars.tolist()
         for ids in earlier:
             for n in (2, 3):
@@ -103,14 +106,12 @@ class LineSearch:
                     gram = ids[i:i + n]
                     if sum(chars[t] for t in gram) >= PHRASE_CHARS:
                         ctx.phrases.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
-        if ctx.repetition_penalty != 1.0:
+        if sampling.repetition_penalty != 1.0:
             seen = torch.zeros(self.V, dtype=torch.bool, device=self.predictor.device)
             seen[list(history)] = True
             ctx.seen = seen & ~self.structure
-        n = ctx.no_repeat_ngram
-        if n:
-            for i in range(len(history) - n + 1):
-                ctx.followers.setdefault(tuple(history[i:i + n - 1]), set()).add(history[i + n - 1])
+        if sampling.no_repeat_ngram:
+            ctx.ngrams = Ngrams(sampling.no_repeat_ngram, history)
         return ctx
 
     # -- the masks ---------------------------------------------------------------------------------
@@ -118,16 +119,14 @@ class LineSearch:
         """logp (B, V) with every token the constraints ban set to -inf (and the penalties applied).
         chars, cls, ntok (B,): the line so far; toks (B, t): its tokens (t = steps taken)."""
         B, t = logp.shape[0], toks.shape[1]
-        adj = logp
+        seen = None
         if ctx.seen is not None:
             seen = ctx.seen.unsqueeze(0).expand(B, -1).clone()
             if t:
                 seen.scatter_(1, toks, True)
                 seen[:, self.structure] = False
-            adj = penalize_repeats(adj, seen, ctx.repetition_penalty)
-        else:
-            adj = adj.clone()
-        adj[:, self.unk] = NEG
+        ngrams = [ctx.ngrams] * B if ctx.ngrams is not None else None  # the song's n-grams, continued into each row
+        adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, toks.tolist() if ngrams else None)
         if t == 0 and req.prefix_tokens == 0:  # the line's first token
             if self.space >= 0:
                 adj[:, self.space] = NEG
@@ -164,8 +163,6 @@ class LineSearch:
             adj[rows, last[rows]] = NEG
             self._ban_repeated_bigrams(adj, toks, last)
         adj[:, self.lb] = lb
-        if ctx.followers:
-            self._ban_ngrams(adj, ctx, toks)
         if ctx.phrases and t:
             self._ban_phrases(adj, ctx, toks)
         return adj
@@ -180,16 +177,6 @@ class LineSearch:
         banned.scatter_(1, followers, True)
         adj.masked_fill_(banned[:, :self.V], NEG)
 
-    def _ban_ngrams(self, adj, ctx: SongContext, toks) -> None:
-        """--no-repeat-ngram over the whole song: the history's n-grams, continued into the line."""
-        n = ctx.no_repeat_ngram
-        rows = toks.tolist()
-        for b, row in enumerate(rows):
-            tail = (ctx.history + row)[-(n - 1):] if n > 1 else []
-            banned = ctx.followers.get(tuple(tail))
-            if banned:
-                adj[b, list(banned)] = NEG
-
     def _ban_phrases(self, adj, ctx: SongContext, toks) -> None:
         """No phrase of an earlier line again: the tokens that would complete one are banned."""
         for b, row in enumerate(toks[:, -2:].tolist()):
@@ -201,22 +188,21 @@ class LineSearch:
 
     # -- decoding ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def search(self, logp, state, req: LineRequest, k: int, sampling, generator, ctx: SongContext,
-               should_stop=None) -> list[Line]:
-        """Lines that meet `req`, best (highest mean log-probability) first: from k sampled rows, or
-        from a beam of width k when decoding is greedy. logp (1, V) and state (one row) are the
-        model's after the text so far."""
+    def search(self, ctx: SongContext, req: LineRequest, k: int, sampling, generator):
+        """Lines that meet `req`, best (highest mean log-probability) first (the return value): from
+        k sampled rows, or from a beam of width k when decoding is greedy, continuing ctx.logp and
+        ctx.state. Yields "" after each step."""
         if sampling.greedy:
-            return self._beam(logp, state, req, k, ctx, should_stop)
-        return self._sample(logp, state, req, k, sampling, generator, ctx, should_stop)
+            return (yield from self._beam(ctx, req, k))
+        return (yield from self._sample(ctx, req, k, sampling, generator))
 
     def _steps(self, req: LineRequest) -> int:
         return max(req.high - req.prefix_chars, 0) * 2 + 2  # spaces count no characters
 
-    def _sample(self, logp, state, req, k, sampling, generator, ctx, should_stop) -> list[Line]:
+    def _sample(self, ctx, req, k, sampling, generator):
         P, device = self.predictor, self.predictor.device
         rows = torch.zeros(k, dtype=torch.long, device=device)
-        state, logp = P.select(state, rows), logp.expand(k, -1)
+        state, logp = P.select(ctx.state, rows), ctx.logp.expand(k, -1)
         chars = torch.full((k,), req.prefix_chars, device=device)
         cls = torch.full((k,), req.prefix_class, device=device)
         ntok = torch.full((k,), req.prefix_tokens, device=device)
@@ -224,10 +210,7 @@ class LineSearch:
         toks = torch.empty(k, 0, dtype=torch.long, device=device)
         done: list[Line] = []
         for _ in range(self._steps(req)):
-            if should_stop is not None and should_stop():
-                from ..errors import Cancelled
-
-                raise Cancelled("generation was cancelled")
+            yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
             alive = torch.isfinite(adj).any(dim=-1)
             if not bool(alive.all()):  # rows with no allowed token die here
@@ -254,8 +237,9 @@ class LineSearch:
             logp, state = P.step(P.select(state, keep), nxt)
         return sorted(done, key=lambda line: -line.score)
 
-    def _beam(self, logp, state, req, k, ctx, should_stop) -> list[Line]:
+    def _beam(self, ctx, req, k):
         P, device = self.predictor, self.predictor.device
+        logp, state = ctx.logp, ctx.state
         chars = torch.full((1,), req.prefix_chars, device=device)
         cls = torch.full((1,), req.prefix_class, device=device)
         ntok = torch.full((1,), req.prefix_tokens, device=device)
@@ -264,10 +248,7 @@ class LineSearch:
         toks = torch.empty(1, 0, dtype=torch.long, device=device)
         done: list[Line] = []
         for _ in range(self._steps(req)):
-            if should_stop is not None and should_stop():
-                from ..errors import Cancelled
-
-                raise Cancelled("generation was cancelled")
+            yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
             ends = torch.isfinite(adj[:, self.lb]).nonzero().flatten().tolist()
             for b in ends:  # a finished line: kept aside, no longer a beam

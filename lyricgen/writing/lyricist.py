@@ -4,11 +4,18 @@
     >>> writer = lyricgen.load("checkpoints/best.pt")          # only the checkpoint is read
     >>> for c in writer.generate("月光", lines=4, num_samples=3, temperature=0.8, seed=1):
     ...     print(c.score, c.copied_lines, c.longest_copy, c.text, sep="\\n")
+    >>> request = writer.request("月光", lines=4, stream=True)  # every option and the start word checked, once
+    >>> for text in writer.stream(request):                      # stop iterating to cancel
+    ...     print(text, end="", flush=True)
 
 Generation options are the fields of SamplingConfig, StructureConfig and SongConfig (config.py),
 passed by name. By default a text is written as a song, line by line (song.py): line lengths and
 rhyme follow the corpus's habits, which the checkpoint carries (habits.py); `plain=True` writes token
 by token (generate.py), the model's plain continuation.
+
+Writing is a chain of generators: the line search yields after each step (lines.py), the song writer
+yields each line's tokens (song.py), plain generation each step's tokens (generate.py), and `stream`
+the text; `generate` and `run` collect it. Nothing is passed down to be called back.
 """
 from dataclasses import asdict, dataclass, replace
 
@@ -19,7 +26,7 @@ from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, gene
 from ..errors import LyricgenError
 from ..fitted.habits import Habits
 from ..text.tokenizer import normalize_line
-from .generate import generate_ids, resolve_start
+from .generate import drain, mapped, resolve_start, write_ids
 from .predictor import Predictor
 from .song import SongWriter
 
@@ -69,41 +76,57 @@ class Lyricist:
         """Ids for the start word, and the characters left out because the model never saw them."""
         return resolve_start(start, self.vocab)
 
-    def configs(self, start: str, sampling=None, structure=None, song=None, **options):
-        """The three generation configs from configs and names (names win), checked against this
-        model: OptionError names the option at fault."""
+    def request(self, start: str | None, sampling: SamplingConfig | None = None,
+                structure: StructureConfig | None = None, song: SongConfig | None = None, sample: bool = False,
+                stream: bool = False, **options) -> "Request":
+        """One request checked against this model, the only place each rule is checked: the options
+        (configs and names, names win; `sample` fills the ones not given from the preset), the first
+        line as the start when the start word is empty, the start word (StartWordError), what only the
+        model can check (an acrostic's characters), and one sample when streaming. OptionError names
+        the option at fault."""
+        if not normalize_line(start or "") and options.get("first_line"):
+            start = options["first_line"]  # the first line is the start
         base = {**(asdict(sampling) if sampling else {}), **(asdict(structure) if structure else {}),
                 **(asdict(song) if song else {})}
-        sampling, structure, song = generation_configs({**base, **options})
+        sampling, structure, song = generation_configs({**base, **options}, sample=sample)
+        if stream and sampling.num_samples != 1:
+            raise LyricgenError("num_samples must be 1 when streaming (one candidate is written at a time)")
+        start_ids, unknown = self.prompt(start or "")
+        ids = start_ids
         if not song.plain:
             self.songs.check(start, song)
-        return sampling, structure, song
+            if song.first_line:
+                ids = self.prompt(song.first_line)[0]  # the whole first line primes the model
+        return Request(start, start_ids, ids, unknown, sampling, structure, song)
 
     def generate(self, start: str, sampling: SamplingConfig | None = None, structure: StructureConfig | None = None,
-                 prompt_ids: list[int] | None = None, on_token=None, should_stop=None, song: SongConfig | None = None,
-                 **options) -> list[Candidate]:
+                 song: SongConfig | None = None, **options) -> list[Candidate]:
         """Candidates continuing `start`, best (highest mean log-probability) first.
 
         Options come as configs, or by name (`temperature=0.8, lines=4, rhyme="AABB"`), or both
-        (names win). `prompt_ids` skips resolving `start` again when the caller already did (`prompt`).
-        With `first_line`, `start` may be "" (the first line is then the start). Streaming:
-        on_token(text) gets the start word, then each token's text as it is written (one candidate
-        only; a song's tokens come a line at a time, as each line is chosen; the final candidate's
-        text is authoritative, as --no-copy may drop a line afterwards). should_stop() is asked
-        before every step; True raises errors.Cancelled."""
-        if not normalize_line(start or "") and options.get("first_line"):
-            start, prompt_ids = options["first_line"], None
-        sampling, structure, song = self.configs(start, sampling, structure, song, **options)
-        if not song.plain and song.first_line:
-            prompt_ids = self.prompt(song.first_line)[0]  # the whole first line primes the model
-        ids = prompt_ids if prompt_ids is not None else self.prompt(start)[0]
-        head = normalize_line(start)
-        if on_token is not None and sampling.num_samples != 1:
-            raise LyricgenError("streaming writes one candidate at a time: num_samples must be 1")
-        if not song.plain:
-            texts = self._songs_of(start, ids, sampling, structure, song, on_token, should_stop)
+        (names win). With `first_line`, `start` may be "" (the first line is then the start)."""
+        return self.run(self.request(start, sampling, structure, song, **options))
+
+    def write(self, start: str, sampling: SamplingConfig, structure: StructureConfig,
+              song: SongConfig | None = None) -> tuple[list[Candidate], list[str]]:
+        """generate(), plus the characters of `start` that were left out of the prompt."""
+        request = self.request(start, sampling, structure, song)
+        return self.run(request), request.unknown
+
+    def run(self, request: "Request") -> list[Candidate]:
+        """The candidates of a checked request: stream() to its end."""
+        return drain(self.stream(request))
+
+    def stream(self, request: "Request"):
+        """Write a checked request: yields the text as it is written (with num_samples 1: the start
+        word, then each token's text; a song's tokens come a line at a time, as each line is chosen),
+        and "" after every other step, so a consumer cancels by no longer iterating. Returns the
+        candidates, best first; their text is authoritative (--no-copy may drop a line afterwards)."""
+        structure = request.structure
+        if request.song.plain:
+            texts = yield from self._plain(request)
         else:
-            texts = self._plain(head, ids, sampling, structure, on_token, should_stop)
+            texts = yield from self._songs_of(request)
         candidates = []
         for text, score, n in texts:
             if structure.no_copy and self.originality is not None:
@@ -116,40 +139,47 @@ class Lyricist:
             candidates.append(c)
         return sorted(candidates, key=lambda c: -c.score)
 
-    def _plain(self, head, ids, sampling, structure, on_token, should_stop) -> list[tuple[str, float, int]]:
-        """Token by token (generate.py), all candidates in one batch."""
-        on_step = None
-        if on_token is not None:
-            on_token(head)
-            on_step = lambda tokens: tokens[0] >= 0 and on_token(self.vocab.tokens[tokens[0]])  # noqa: E731
-        out, lengths, scores = generate_ids(self.predictor, self.vocab, ids, structure, sampling, self.originality,
-                                            on_step, should_stop)
+    def _plain(self, request: "Request"):
+        """Token by token (generate.py), all candidates in one batch: yields candidate 0's tokens when
+        it is the only one; returns (text, score, tokens) per candidate."""
+        head, one = normalize_line(request.start), request.sampling.num_samples == 1
+        if one:
+            yield head
+        steps = write_ids(self.predictor, self.vocab, request.prompt_ids, request.structure, request.sampling,
+                          self.originality)
+        out, lengths, scores = yield from mapped(
+            steps, lambda tokens: self.vocab.tokens[tokens[0]] if one and tokens[0] >= 0 else "")
         return [((head + self.vocab.decode(row[:n])).rstrip("\n"), score, n)
                 for row, n, score in zip(out.tolist(), lengths.tolist(), scores.tolist())]
 
-    def _songs_of(self, start, ids, sampling, structure, song, on_token, should_stop) -> list[tuple[str, float, int]]:
+    def _songs_of(self, request: "Request"):
         """Line by line (song.py), one song per candidate; sampled candidates draw from consecutive
-        seeds, so each is the song that seed writes alone."""
-        on_tokens = None
-        if on_token is not None:
-            on_token(normalize_line(song.first_line or start))
-
-            def on_tokens(texts):
-                for text in texts:
-                    on_token(text)
+        seeds, so each is the song that seed writes alone. Yields the song's text when it is the only
+        one; returns (text, score, tokens) per candidate."""
+        sampling, song, one = request.sampling, request.song, request.sampling.num_samples == 1
+        if one:
+            yield normalize_line(song.first_line or request.start)
         seeds = [sampling.seed + k if sampling.seed is not None else None for k in range(sampling.num_samples)]
         results = []
         for seed in seeds:
-            one = replace(sampling, seed=seed if seed is None else seed % (SEED_MAX + 1), num_samples=1)
-            s = self.songs.write(start, ids, one, structure, song, on_tokens, should_stop)
+            alone = replace(sampling, seed=seed if seed is None else seed % (SEED_MAX + 1), num_samples=1)
+            lines = self.songs.write(request.start, request.prompt_ids, alone, request.structure, song)
+            s = yield from (lines if one else mapped(lines, lambda piece: ""))
             results.append((s.text, s.score, s.tokens))
         return results
 
-    def write(self, start: str, sampling: SamplingConfig, structure: StructureConfig,
-              song: SongConfig | None = None) -> tuple[list[Candidate], list[str]]:
-        """generate(), plus the characters of `start` that were left out of the prompt."""
-        ids, unknown = self.prompt(start)
-        return self.generate(start, sampling, structure, prompt_ids=ids, song=song), unknown
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request, checked once (Lyricist.request) and trusted after: stream() and run()
+    write it as it is."""
+    start: str  # the start word as given (the first line when that was empty)
+    start_ids: list[int]  # its ids
+    prompt_ids: list[int]  # what primes the model: the start word's ids, or a song's whole first line
+    unknown: list[str]  # characters of the start word the model never saw, left out of the prompt
+    sampling: SamplingConfig
+    structure: StructureConfig
+    song: SongConfig
 
 
 def load(path, device="cpu") -> Lyricist:

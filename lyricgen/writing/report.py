@@ -163,7 +163,7 @@ def reference_songs(lines: list[str], song_lines: int) -> list[list[str]]:
 
 
 def song_report(writer, words: list[str], lines: int = 8, reference: list[str] | None = None,
-                options: dict | None = None, modes=("greedy", "sampled"), on_song=None) -> dict:
+                options: dict | None = None, modes=("greedy", "sampled")) -> dict:
     """Songs from every word, for each mode ("greedy": the defaults; "sampled": the --sample preset
     with seed i for word i), measured; `options` are generation options for both (e.g. rhyme)."""
     options = dict(options or {})
@@ -175,8 +175,6 @@ def song_report(writer, words: list[str], lines: int = 8, reference: list[str] |
             extra = {**SAMPLE_PRESET, "seed": k} if mode == "sampled" else {}
             c = writer.generate(word, **{"lines": lines, **extra, **options})[0]
             songs.append(c.text.split("\n"))
-            if on_song is not None:
-                on_song(mode, word, c.text)
         seconds = time.perf_counter() - t0
         report[mode] = {**song_figures(songs, writer.habits, writer.originality, scheme),
                         "seconds_per_song": seconds / max(len(words), 1)}

@@ -1,8 +1,9 @@
 """Choosing the next token: a small pure function of the logits and a SamplingConfig.
 
 Temperature 0 (the default) is greedy argmax; sampling draws from an explicit torch.Generator, so a
-seed reproduces a text exactly. The penalties follow Hugging Face's generate(): CTRL's repetition
-penalty and no_repeat_ngram_size.
+seed reproduces a text exactly. The sampling options' constraints follow Hugging Face's generate():
+CTRL's repetition penalty and no_repeat_ngram_size, with "<unk>" never written. `constrain` is their
+one implementation: plain generation (generate.py) and the line search of songs (lines.py) both call it.
 """
 import torch
 
@@ -18,12 +19,52 @@ def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -
     return torch.where(seen, penalized, logits)
 
 
+class Ngrams:
+    """The n-grams of a text, for no_repeat_ngram: each (n-1)-gram -> the tokens that followed it."""
+
+    def __init__(self, n: int, tokens=()):
+        self.n, self.tokens, self.followers = n, [], {}
+        self.extend(tokens)
+
+    def extend(self, tokens) -> None:
+        """The text goes on with `tokens`: the n-grams they complete are remembered."""
+        n = self.n
+        for token in tokens:
+            self.tokens.append(token)
+            if len(self.tokens) >= n:
+                self.followers.setdefault(tuple(self.tokens[len(self.tokens) - n:-1]), set()).add(token)
+
+    def banned(self, more=()) -> set[int]:
+        """Tokens that would complete an n-gram of the text, written after the text and `more` (the
+        n-grams inside `more` itself are not counted: a line being searched, lines.py)."""
+        if self.n <= 0:
+            return set()
+        tail = (self.tokens[-(self.n - 1):] + list(more))[-(self.n - 1):] if self.n > 1 else []
+        return self.followers.get(tuple(tail), set())
+
+
 def banned_by_ngram(history: list[int], n: int) -> set[int]:
     """Tokens that would complete an n-gram already present in `history` (HF's no_repeat_ngram_size)."""
-    if n <= 0 or len(history) < n:
-        return set()
-    prefix = tuple(history[len(history) - n + 1:])
-    return {history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i:i + n - 1]) == prefix}
+    return set(Ngrams(n, history).banned())
+
+
+def constrain(logp: torch.Tensor, sampling: SamplingConfig, unk_id: int, seen: torch.Tensor | None = None,
+              ngrams: list | None = None, more: list | None = None) -> torch.Tensor:
+    """A copy of logp (B, V) under the sampling options: CTRL's repetition penalty on the tokens
+    `seen` (B, V) bool (structure tokens left out by the caller), "<unk>" never, and for each row b
+    with `ngrams[b]` (Ngrams) no token that would repeat an n-gram (after `more[b]`, when given).
+    The penalty acts on log-probabilities, all <= 0, so a penalty > 1 always lowers a seen token."""
+    if seen is not None and sampling.repetition_penalty != 1.0:
+        adj = penalize_repeats(logp, seen, sampling.repetition_penalty)
+    else:
+        adj = logp.clone()
+    adj[:, unk_id] = float("-inf")
+    if ngrams is not None and sampling.no_repeat_ngram:
+        for b, index in enumerate(ngrams):
+            banned = index.banned(more[b] if more is not None else ())
+            if banned:
+                adj[b, list(banned)] = float("-inf")
+    return adj
 
 
 def make_generator(sampling: SamplingConfig) -> torch.Generator | None:

@@ -34,8 +34,8 @@ class Session:
         try:
             if line.startswith(":set "):
                 return Reply(changed=self.set(line[5:]))
-            candidates, unknown = self.writer.write(line, *generation_configs(self.options))
-            return Reply(candidates=candidates, unknown=unknown)
+            request = self.writer.request(line, **self.options)  # checked once, here
+            return Reply(candidates=self.writer.run(request), unknown=request.unknown)
         except LyricgenError as e:
             return Reply(error=str(e))
 

@@ -11,20 +11,24 @@ then its rhyme, then its length window, in that order. --no-copy never gives up 
 A chorus is written once; where the form repeats it, its tokens are fed to the model again and
 written out verbatim. A blank line separates sections (and is fed to the model when its corpus had
 blank lines, so it knows what follows one).
+
+`SongWriter.write` is a generator: it yields each committed line's token texts (its line break
+included), and "" after every step of the line search, so a consumer streams by iterating and cancels
+by no longer doing so; it returns the Song. The song so far is one object, a Draft.
 """
 import random
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..config import parse_line_chars, token_budget
-from ..errors import Cancelled, OptionError
+from ..errors import OptionError
 from ..fitted.habits import count_chars
 from ..text.rhyme import parse_class
 from ..text.tokenizer import normalize_line
 from .form import plan_song, sections_of
-from .lines import LineRequest, LineSearch
+from .lines import LineRequest, LineSearch, SongContext
 from .loops import repeats_a_phrase
 from .sampling import make_generator
 
@@ -44,6 +48,35 @@ class Song:
     @property
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+@dataclass
+class Draft:
+    """The song so far: its plan, the lines written (by plan index), the tokens fed to the model and
+    the model's state after them, and what is left of the token budget."""
+    plan: list  # form.py's plan, one entry per line
+    head: str  # the start word (or the user's first line) as written
+    prompt_ids: list[int]  # its tokens, which the first line continues
+    logp: torch.Tensor  # (1, V): the model's log-probabilities after the text so far
+    state: object  # and its state
+    history: list[int]  # every token fed to the model after the line break it starts from
+    budget: int  # tokens still allowed
+    lines: list[str] = field(default_factory=list)  # the written lines, by plan index
+    line_ids: list[list[int]] = field(default_factory=list)
+    classes: list[int] = field(default_factory=list)  # the rhyme class each line ends on
+    out: list[str] = field(default_factory=list)  # the text's lines, "" between sections
+    written: int = 0  # tokens written after the start word, line breaks and repeats included
+    logp_sum: float = 0.0  # of the lines searched
+    scored: int = 0  # their tokens
+
+    def feed(self, predictor, ids: list[int]) -> None:
+        """The model reads `ids`; they count against the budget."""
+        self.logp, self.state = predictor.feed(self.state, ids)
+        self.history += ids
+        self.budget, self.written = self.budget - len(ids), self.written + len(ids)
+
+    def song(self) -> "Song":
+        return Song(self.out, self.written, self.logp_sum / self.scored if self.scored else 0.0)
 
 
 class SongWriter:
@@ -66,7 +99,7 @@ class SongWriter:
         if song.first_line and not normalize_line(song.first_line).startswith(normalize_line(start)):
             raise OptionError("first_line must begin with the start word")
 
-    def plan(self, start: str, sampling, structure, song, generator):
+    def plan(self, start: str, structure, song, generator):
         """The song's plan, drawn from a generator of its own: the sampling seed's, or for greedy
         decoding one seeded by the start word, so that greedy output stays deterministic."""
         seed = generator.initial_seed() if generator is not None else zlib.crc32(start.encode("utf-8"))
@@ -78,73 +111,60 @@ class SongWriter:
         return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng)
 
     @torch.no_grad()
-    def write(self, start: str, prompt_ids: list[int], sampling, structure, song, on_tokens=None,
-              should_stop=None) -> Song:
-        """One song beginning with `start` (or with song.first_line, whose start word it is).
-        on_tokens(texts) gets each committed line's token texts, its line break included."""
-        P, vocab, lb = self.predictor, self.vocab, self.vocab.line_break_id
+    def write(self, start: str, prompt_ids: list[int], sampling, structure, song):
+        """One song beginning with `start` (or with song.first_line, whose start word it is): yields
+        each committed line's token texts, its line break included ("" after each search step), and
+        returns the Song."""
+        P, lb = self.predictor, self.vocab.line_break_id
         generator = make_generator(sampling)
-        plan = self.plan(start, sampling, structure, song, generator)
-        head = normalize_line(song.first_line or start)
-        logp, state = P.start([lb] + list(prompt_ids))
-        history = list(prompt_ids)
-        lines: list[str] = []  # the written lines, by plan index
-        line_ids: list[list[int]] = []
-        classes: list[int] = []
-        out: list[str] = []
         limit = token_budget(structure, song)
-        budget = limit if limit is not None else 10**9  # tokens still allowed
-        written = 0
-        logp_sum, scored = 0.0, 0
-        for i, p in enumerate(plan):
-            if should_stop is not None and should_stop():
-                raise Cancelled("generation was cancelled")
-            if i and p.section != plan[i - 1].section:  # a blank line between sections
-                if budget < 3:
+        logp, state = P.start([lb] + list(prompt_ids))
+        draft = Draft(self.plan(start, structure, song, generator), normalize_line(song.first_line or start),
+                      list(prompt_ids), logp, state, list(prompt_ids), limit if limit is not None else 10**9)
+        for i, p in enumerate(draft.plan):
+            if i and p.section != draft.plan[i - 1].section:  # a blank line between sections
+                if draft.budget < 3:
                     break
-                out.append("")
+                draft.out.append("")
                 if self.habits.blank_lines:
-                    logp, state = P.feed(state, [lb])
-                    history.append(lb)
-                    budget, written = budget - 1, written + 1
-                if on_tokens is not None:
-                    on_tokens(["\n"])
+                    draft.feed(P, [lb])
+                yield "\n"
             if p.repeat_of is not None:  # a chorus sung again
-                ids = line_ids[p.repeat_of]
-                if len(ids) + 1 > budget:
+                ids = draft.line_ids[p.repeat_of]
+                if len(ids) + 1 > draft.budget:
                     break
-                text, cls = lines[p.repeat_of], classes[p.repeat_of]
+                text, cls = draft.lines[p.repeat_of], draft.classes[p.repeat_of]
             elif i == 0 and song.first_line:
-                ids, text = [], head
+                ids, text = [], draft.head
                 cls = self._class_of_text(text)
             else:
-                found = self._line(i, p, plan, classes, lines, line_ids, head if i == 0 else "", prompt_ids if i == 0 else [],
-                                   logp, state, history, budget, sampling, structure, song, generator, should_stop)
+                found = yield from self._line(i, draft, sampling, generator, structure, song)
                 if found is None:
                     break
                 ids, text, line_logp = found
-                cls = self._class_of(list(prompt_ids if i == 0 else []) + ids)
-                logp_sum, scored = logp_sum + line_logp, scored + len(ids) + 1
-            lines.append(text)
-            line_ids.append(ids)
-            classes.append(cls)
-            out.append(text)
-            logp, state = P.feed(state, ids + [lb])
-            history += ids + [lb]
-            budget, written = budget - len(ids) - 1, written + len(ids) + 1
-            if on_tokens is not None:
-                on_tokens([vocab.tokens[t] for t in ids] + ["\n"])
-            if budget < 2:
+                cls = self._class_of(list(draft.prompt_ids if i == 0 else []) + ids)
+                draft.logp_sum, draft.scored = draft.logp_sum + line_logp, draft.scored + len(ids) + 1
+            draft.lines.append(text)
+            draft.line_ids.append(ids)
+            draft.classes.append(cls)
+            draft.out.append(text)
+            draft.feed(P, ids + [lb])
+            for t in ids:
+                yield self.vocab.tokens[t]
+            yield "\n"
+            if draft.budget < 2:
                 break
-        return Song(out, written, logp_sum / scored if scored else 0.0)
+        return draft.song()
 
     # -- one line ----------------------------------------------------------------------------------
-    def _line(self, i, p, plan, classes, lines, earlier_ids, head, prefix_ids, logp, state, history, budget, sampling,
-              structure, song, generator, should_stop):
-        """(ids, text, log-probability) of the chosen line, or None when nothing can be written."""
+    def _line(self, i: int, draft: Draft, sampling, generator, structure, song):
+        """(ids, text, log-probability) of line i of the plan, chosen from the line search (which it
+        yields through), or None when nothing can be written."""
+        p, budget = draft.plan[i], draft.budget
+        head, prefix_ids = (draft.head, draft.prompt_ids) if i == 0 else ("", [])
         rhyme = p.rhyme_class
         if rhyme < 0 and p.rhyme_with is not None:
-            rhyme = classes[p.rhyme_with]
+            rhyme = draft.classes[p.rhyme_with]
         req = LineRequest(low=p.low, high=p.high, rhyme=rhyme, first_char=None if i == 0 else p.first_char,
                           prefix_chars=count_chars(head), prefix_class=self._class_of(prefix_ids),
                           prefix_tokens=len(prefix_ids), min_tokens=structure.min_line_tokens,
@@ -153,8 +173,8 @@ class SongWriter:
             req.low = req.high = req.prefix_chars
         if budget < 2 and not prefix_ids:
             return None
-        earlier = [normalize_line(x) for x in lines]
-        ctx = self.search.context(history, sampling, earlier_ids)
+        earlier = [normalize_line(x) for x in draft.lines]
+        ctx: SongContext = self.search.context(draft.history, sampling, draft.line_ids, draft.logp, draft.state)
         k = song.line_candidates
         wide = min(k * WIDEN, MAX_CANDIDATES)
         relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
@@ -168,10 +188,10 @@ class SongWriter:
             if sampling.greedy and r.rhyme >= 0:
                 # a beam keeps the likeliest prefixes and may prune every one that can end on the rhyme;
                 # rows sampled from a generator seeded by the text so far still find it, deterministically
-                searches.append(self._fallback(sampling, history, wide))
-            for how, gen, width in searches:
-                found = [(head + self.vocab.decode(line.ids), line)
-                         for line in self.search.search(logp, state, r, width, how, gen, ctx, should_stop)]
+                searches.append(self._fallback(sampling, draft.history, wide))
+            for search_sampling, gen, width in searches:
+                lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
+                found = [(head + self.vocab.decode(line.ids), line) for line in lines]
                 for text, line in found:
                     if self._acceptable(text, earlier, True, structure.no_copy):
                         return line.ids, text, line.logp
