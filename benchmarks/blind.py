@@ -50,9 +50,18 @@ def real_passages(lines: list[str], n: int, length: int, rng: random.Random) -> 
     if len(runs) < n:  # blocks too short (sections of a few lines): runs across blocks, blanks skipped
         blocks = [[x for blk in blocks for x in blk]]
         runs = [(0, i) for i in range(0, len(blocks[0]) - length + 1, length)]
-    if len(runs) < n:
-        raise KitError(f"the reference has {len(runs)} passages of {length} lines; asked for {n}")
-    return [blocks[b][i:i + length] for b, i in rng.sample(runs, n)]
+    rng.shuffle(runs)
+    chosen, seen = [], set()
+    for b, i in runs:  # a chorus sung twice is one passage, not two: no line may appear in two passages
+        passage = blocks[b][i:i + length]
+        keys = {"".join(x.split()) for x in passage}
+        if keys & seen:
+            continue
+        chosen.append(passage)
+        seen |= keys
+        if len(chosen) == n:
+            return chosen
+    raise KitError(f"the reference has {len(chosen)} passages of {length} lines that share no line; asked for {n}")
 
 
 def system_songs(path: Path, n: int, length: int) -> list[list[str]]:

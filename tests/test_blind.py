@@ -106,3 +106,17 @@ def test_a_corpus_is_cut_into_passages_as_the_reference_is(tmp_path):
     assert sorted(key.values()) == ["open", "open", "real", "real"]
     packet = (tmp_path / "o" / "packet.md").read_text(encoding="utf-8")
     assert "open" not in packet and packet.count("新歌") == 8  # whole sections of 4 lines, 2 passages
+
+
+def test_passages_never_repeat_a_line(tmp_path):
+    chorus = [f"副歌第{j}行" for j in range(4)]
+    text = []
+    for k in range(6):  # verse, chorus, verse, chorus ...: the chorus comes back verbatim
+        text += [f"主歌{k}第{j}行" for j in range(4)] + chorus
+    ref = tmp_path / "held.txt"
+    ref.write_text("\n".join(text) + "\n", encoding="utf-8")
+    passages = blind.real_passages(text, 6, 4, __import__("random").Random(3))
+    lines = [x for p in passages for x in p]
+    assert len(lines) == len(set(lines)) == 24
+    with pytest.raises(blind.KitError, match="share no line"):
+        blind.real_passages(text, 8, 4, __import__("random").Random(3))
