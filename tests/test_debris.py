@@ -1,0 +1,147 @@
+"""text/debris.py: credit and title/artist lines recognised, lyric lines kept; fitted/credits.py:
+the names found are never completed in generation unless the user wrote them. Every line here is
+made up (names included); the real corpus is only counted, never quoted."""
+import pytest
+import torch
+
+from conftest import JAYCHOU, OVERFIT_LINES
+from lyricgen.config import SamplingConfig
+from lyricgen.fitted import SideModels
+from lyricgen.fitted.credits import Credits
+from lyricgen.text.corpus import read_corpus
+from lyricgen.text.debris import find_debris, is_credit, is_debris, summary
+from lyricgen.training.run import SAMPLE_CORPUS
+from lyricgen.writing.sampling import constrain
+
+ARTIST = "林小岚"
+LYRICS = ["晨光照亮小窗台", "火车穿过长隧道", "老街小猫在打盹", "雪花落满了屋檐", "灯塔守护着大海"]
+TITLES = [f"{ARTIST} 晨光", f"海边的风 {ARTIST}", f"{ARTIST}   小窗台", f"  {ARTIST} "]
+CREDITS = ["作词：陈一舟", "作曲:王大可", "编曲 王大可", "词：陈一舟　曲：王大可", "歌词提供：晚风歌词网", "[ar:陈一舟]",
+           "www.example.com", "QQ 123456", "监制：王大可", "Lyrics: Zhou", "曲陈一舟歌词提供晚风"]
+# lines that look a little like debris and are lyrics: a name inside a sentence, roles inside words
+KEPT = [f"我和{ARTIST}在海边唱歌", f"是我和{ARTIST}阿岚", "作曲家的梦想", "我为你作曲写下这首歌", "晨光 照亮 小窗台",
+        "迷迷蒙蒙 你给的梦", "我在等 序曲完成", "一首歌 一个人 一座城", f"{ARTIST}说 晚安 明天见 好吗 我的朋友"]
+
+
+def _is_artist(word):
+    return word == ARTIST  # jieba is asked in the tests below that read real corpora
+
+
+@pytest.mark.parametrize("line", CREDITS)
+def test_credit_lines(line):
+    assert is_credit(line)
+    assert is_debris(line) == "credit"
+
+
+@pytest.mark.parametrize("line", KEPT + LYRICS + [""])
+def test_lyric_lines_are_kept(line):
+    assert is_debris(line, {ARTIST, "陈一舟", "王大可"}) is None
+
+
+def test_title_lines_need_a_name_of_the_corpus():
+    for line in TITLES:
+        assert is_debris(line, {ARTIST}) == "title"
+        assert is_debris(line, {"陈一舟"}) is None
+
+
+def test_find_debris_counts_and_names():
+    lines = LYRICS + TITLES + KEPT + CREDITS[:3] + ["", "晚风 陈一舟"] + LYRICS
+    found = find_debris(lines, is_person=_is_artist)
+    assert found.kept == LYRICS + KEPT + [""] + LYRICS
+    assert found.counts == {"title": len(TITLES) + 1, "credit": 3}  # 陈一舟 is named by a credit line
+    assert found.names == ["陈一舟", "王大可", ARTIST]
+    assert found.left_out == len(TITLES) + 4
+    assert summary(found.counts) == f"left out {len(TITLES) + 4} debris lines ({len(TITLES) + 1} title/artist, 3 credits)"
+
+
+def test_a_recurring_field_that_is_not_a_name_is_kept():
+    lines = ["晨光 小窗台", "晨光 大海", "晨光 长隧道", "晨光 屋檐"]
+    assert find_debris(lines, is_person=_is_artist).kept == lines
+    assert find_debris(lines, is_person=lambda w: True).left_out == 4  # the name test decides
+
+
+def test_a_name_on_fewer_than_three_short_lines_is_not_an_artist():
+    lines = TITLES[:2] + LYRICS
+    assert find_debris(lines, is_person=_is_artist).kept == lines
+
+
+def test_jieba_names_the_artist():
+    found = find_debris(LYRICS + TITLES + LYRICS)  # the real is_person_name: jieba's nr tag
+    assert found.names == [ARTIST] and found.counts["title"] == len(TITLES)
+
+
+def test_nothing_dropped_from_the_sample_and_fixture_corpora(tiny_lines):
+    for lines in (read_corpus(SAMPLE_CORPUS), tiny_lines, OVERFIT_LINES):
+        found = find_debris(lines)
+        assert found.left_out == 0 and found.names == []
+
+
+@pytest.mark.corpus
+def test_the_shared_corpus(jaychou):
+    lines = read_corpus(JAYCHOU)
+    found = find_debris(lines)
+    assert found.counts == {"title": 9, "credit": 1}  # checked by hand: all title/artist or credit lines
+    assert len(found.names) == 2
+    dropped = [line for line in lines if is_debris(line, set(found.names))]
+    assert all(len("".join(line.split())) <= 12 for line in dropped)
+
+
+# -- fitted/credits.py: names banned in generation ----------------------------------------------------------
+CHARS = ["<unk>", "\n", " ", "我", "和", "林", "小", "岚", "在", "唱", "歌", "陈", "一", "舟"]
+
+
+def test_the_last_character_of_a_name_is_banned_after_the_rest():
+    ban = Credits([ARTIST, "陈一舟"]).ban(CHARS)
+    assert ban.banned("我和林小") == {CHARS.index("岚")}
+    assert ban.banned("我和陈一") == {CHARS.index("舟")}
+    assert ban.banned("我和小") == set() and ban.banned("") == set()
+
+
+def test_a_name_the_user_wrote_is_allowed():
+    ban = Credits([ARTIST, "陈一舟"]).ban(CHARS, user_text=f"{ARTIST}的歌")
+    assert ban.banned("我和林小") == set()
+    assert ban.banned("我和陈一") == {CHARS.index("舟")}
+    assert not Credits([ARTIST]).ban(CHARS, user_text=ARTIST)
+
+
+def test_word_tokens_that_complete_or_hold_a_name_are_banned():
+    words = ["<unk>", "\n", "林", "小岚", "林小岚", "小", "岚山", "歌"]
+    ban = Credits([ARTIST]).ban(words)
+    assert ban.banned("我和") == {4}  # a token holding the whole name, always
+    assert ban.banned("我和林") == {3, 4}  # "小岚" completes it
+    assert ban.banned("我和林小") == {4, 6}  # "岚山" completes it too
+
+
+def test_credits_round_trip_and_old_side_models():
+    side = SideModels(credits=Credits([ARTIST]))
+    assert SideModels.from_dict(side.to_dict()).credits == Credits([ARTIST])
+    assert SideModels.from_dict(SideModels().to_dict()).credits is None  # checkpoints from before it
+
+
+def _decode(logp_of, ban, steps=6):
+    """Greedy decoding of a made-up model that always wants to write the name next."""
+    text = ""
+    for _ in range(steps):
+        logp = logp_of(text).unsqueeze(0)
+        adj = constrain(logp, SamplingConfig(temperature=0, no_repeat_ngram=0), 0,
+                        banned_ids=[ban.banned(text)] if ban is not None else None)
+        text += CHARS[int(adj.argmax(dim=-1))]
+    return text
+
+
+def _eager_for(name):
+    def logp_of(text):
+        logp = torch.full((len(CHARS),), -10.0)
+        nxt = name[len(text) % len(name)]
+        logp[CHARS.index(nxt)] = -0.1  # the name, over and over
+        logp[CHARS.index("歌")] = -1.0  # then this
+        return logp
+    return logp_of
+
+
+def test_generation_never_completes_a_credited_name():
+    logp_of = _eager_for(ARTIST)
+    assert ARTIST in _decode(logp_of, None)
+    text = _decode(logp_of, Credits([ARTIST]).ban(CHARS))
+    assert ARTIST not in text and text.startswith("林小歌")
+    assert ARTIST in _decode(logp_of, Credits([ARTIST]).ban(CHARS, user_text=ARTIST))  # the user's start word
