@@ -42,6 +42,7 @@ _LRC_TAG = re.compile(r"^\s*\[(?:ti|ar|al|by|au|offset|re|ve|length)\s*:", re.IG
 _ROLE_WORDS = sorted(set(_ROLES) | {"歌词提供", "歌詞提供", "歌词来源", "歌詞來源", "提供"}, key=len, reverse=True)
 _ROLE_SPLIT = re.compile("(?:" + "|".join(re.escape(r) for r in _ROLE_WORDS) + r")\s*[:：]?", re.IGNORECASE)
 _NAME_SEPARATORS = re.compile(r"[\s/／、,，;；&＆|｜+＋·・()（）\[\]【】<>《》\"'“”:：]+")
+_SITE = re.compile(r"[^\s:：]*(?:网|網|站|\.com|\.cn|\.net)", re.IGNORECASE)  # a source, not a person
 _NAME = re.compile(r"^(?:[\u3400-\u9fff]{2,4}|[A-Za-z][A-Za-z.\-]{1,19})$")
 
 
@@ -76,12 +77,13 @@ def is_credit(line: str) -> bool:
 
 
 def credit_names(line: str) -> list[str]:
-    """The names a credit line gives: what stands between its roles, split at separators."""
+    """The names a credit line gives: what stands between its roles, split at separators; web
+    sites (晚风歌词网, x.com) are not names."""
     if _LRC_TAG.match(line):
         tag, _, value = line.strip().strip("[]").partition(":")
         parts = _NAME_SEPARATORS.split(value) if tag.strip().lower() in ("ar", "by", "au") else []
     else:
-        parts = _NAME_SEPARATORS.split(_ROLE_SPLIT.sub(" ", line))
+        parts = _NAME_SEPARATORS.split(_ROLE_SPLIT.sub(" ", _SITE.sub(" ", line)))
     return [p for p in parts if _NAME.match(p) and not _STRONG_ANYWHERE.search(p)]
 
 
