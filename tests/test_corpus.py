@@ -194,7 +194,7 @@ def test_copied_share():
 
 # -- debris: title/artist and credit lines left out of training (text/debris.py) ------------------------
 ARTIST = "林小岚"  # made up, like every line here
-DEBRIS = [f"{ARTIST} 晨光", "作词：陈一舟", f"海边的风 {ARTIST}", "编曲：王大可", f"  {ARTIST} ", "歌词提供：晚风歌词网"]
+DEBRIS = [f"{ARTIST} 晨光", "作词：陈一舟", f"海边的风 {ARTIST}", "编曲：王大可", f"{ARTIST}   雪夜", "歌词提供：晚风歌词网"]
 
 
 def _debris_corpus(tmp_path):

@@ -9,7 +9,7 @@ from lyricgen.config import SamplingConfig
 from lyricgen.fitted import SideModels
 from lyricgen.fitted.credits import Credits
 from lyricgen.text.corpus import read_corpus
-from lyricgen.text.debris import find_debris, is_credit, is_debris, summary
+from lyricgen.text.debris import credit_names, find_debris, is_credit, is_debris, summary
 from lyricgen.training.run import SAMPLE_CORPUS
 from lyricgen.writing.sampling import constrain
 
@@ -17,10 +17,12 @@ ARTIST = "林小岚"
 LYRICS = ["晨光照亮小窗台", "火车穿过长隧道", "老街小猫在打盹", "雪花落满了屋檐", "灯塔守护着大海"]
 TITLES = [f"{ARTIST} 晨光", f"海边的风 {ARTIST}", f"{ARTIST}   小窗台", f"  {ARTIST} "]
 CREDITS = ["作词：陈一舟", "作曲:王大可", "编曲 王大可", "词：陈一舟　曲：王大可", "歌词提供：晚风歌词网", "[ar:陈一舟]",
-           "www.example.com", "QQ 123456", "监制：王大可", "Lyrics: Zhou", "曲陈一舟歌词提供晚风"]
+           "www.example.com", "QQ 123456", "监制：王大可", "Lyrics: Zhou", "曲陈一舟歌词提供晚风", "作词作曲：陈一舟",
+           "词/曲：陈一舟", "作词 作曲 陈一舟", "制作人 王大可", "LRC by 小张"]
 # lines that look a little like debris and are lyrics: a name inside a sentence, roles inside words
 KEPT = [f"我和{ARTIST}在海边唱歌", f"是我和{ARTIST}阿岚", "作曲家的梦想", "我为你作曲写下这首歌", "晨光 照亮 小窗台",
-        "迷迷蒙蒙 你给的梦", "我在等 序曲完成", "一首歌 一个人 一座城", f"{ARTIST}说 晚安 明天见 好吗 我的朋友"]
+        "迷迷蒙蒙 你给的梦", "我在等 序曲完成", "一首歌 一个人 一座城", f"{ARTIST}说 晚安 明天见 好吗 我的朋友",
+        "词不达意", "一曲离歌", "鼓起勇气", "演唱会结束了", "我在QQ上等你", "作词 是我的梦想 你知道吗", "编曲很难"]
 
 
 def _is_artist(word):
@@ -31,6 +33,14 @@ def _is_artist(word):
 def test_credit_lines(line):
     assert is_credit(line)
     assert is_debris(line) == "credit"
+
+
+@pytest.mark.parametrize("line, names", [("作词：陈一舟", ["陈一舟"]), ("作曲 陈一舟 编曲 王大可", ["陈一舟", "王大可"]),
+                                         ("Music: Tom Lee / 陈一舟", ["Tom Lee", "陈一舟"]), ("[ar:陈一舟]", ["陈一舟"]),
+                                         ("歌词提供：晚风歌词网", []), ("QQ 123456", []), ("LRC by 小张", ["小张"]),
+                                         ("曲陈一舟歌词提供晚风", ["陈一舟", "晚风"])])
+def test_credit_names(line, names):
+    assert credit_names(line) == names
 
 
 @pytest.mark.parametrize("line", KEPT + LYRICS + [""])

@@ -29,21 +29,29 @@ _ROLES = ("作词", "作曲", "编曲", "填词", "词曲", "作詞", "編曲", 
           "录音", "錄音", "配唱", "吉他", "贝斯", "貝斯", "鼓", "弦乐", "弦樂", "键盘", "鍵盤", "专辑", "專輯",
           "出品", "发行", "發行", "歌词", "歌詞", "lyrics", "lyricist", "music", "composer", "arranger",
           "arranged by", "producer", "produced by", "vocal", "vocals")
-# roles or sources that mark a credit line wherever they stand, with or without a colon
-_STRONG = ("作词", "作曲", "编曲", "填词", "作詞", "編曲", "监制", "監製", "制作人", "製作人", "歌词提供",
-           "歌詞提供", "歌词来源", "歌詞來源", "歌词网", "歌詞網", "lrc", "qq", "www", ".com", ".cn", ".net")
-_ROLE_AT_START = re.compile(r"^\s*[\[【(（]?\s*(?:" + "|".join(sorted(_ROLES, key=len, reverse=True))
-                            + r")\s*[:：]", re.IGNORECASE)
-_STRONG_ANYWHERE = re.compile("|".join(re.escape(s) for s in _STRONG), re.IGNORECASE)
-_SOURCES = {"lrc", "qq", "www", ".com", ".cn", ".net", "歌词提供", "歌詞提供", "歌词来源", "歌詞來源", "歌词网", "歌詞網"}
-_STRONG_AT_START = re.compile(r"^\s*(?:" + "|".join(s for s in _STRONG if s not in _SOURCES) + r")\s", re.IGNORECASE)
+# roles that mark a credit line without a colon when only names follow ("作曲 周小北")
+_STRONG_ROLES = ("作词", "作曲", "编曲", "填词", "词曲", "作詞", "編曲", "詞曲", "监制", "監製", "制作人", "製作人")
+# sources: a line holding one is a credit line wherever it stands
+_SOURCES = (r"歌[词詞](?:提供|来源|來源|网|網)", r"\blrc\b", r"\bqq\s*[:：号群]?\s*\d", r"www\.", r"\.(?:com|cn|net)\b")
+
+
+def _any(words) -> str:
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")"
+
+
+_ROLE_RUN = _any(_ROLES) + r"(?:\s*[/／、&＆]?\s*" + _any(_ROLES) + ")*"  # 作词作曲, 词/曲
+_ROLE_AT_START = re.compile(r"^\s*[\[【(（]?\s*" + _ROLE_RUN + r"\s*[:：]", re.IGNORECASE)
+_STRONG_AT_START = re.compile(r"^\s*" + _any(_STRONG_ROLES) + r"(?:\s*[/／、&＆]?\s*" + _any(_ROLES) + r")*\s",
+                              re.IGNORECASE)
+_SOURCE = re.compile("|".join(_SOURCES), re.IGNORECASE)
 _LRC_TAG = re.compile(r"^\s*\[(?:ti|ar|al|by|au|offset|re|ve|length)\s*:", re.IGNORECASE)
-# a strong role with nothing but a name around it: "作曲 周杰伦", "词 曲 方文山", not "我为你作曲写下"
-_ROLE_WORDS = sorted(set(_ROLES) | {"歌词提供", "歌詞提供", "歌词来源", "歌詞來源", "提供"}, key=len, reverse=True)
-_ROLE_SPLIT = re.compile("(?:" + "|".join(re.escape(r) for r in _ROLE_WORDS) + r")\s*[:：]?", re.IGNORECASE)
-_NAME_SEPARATORS = re.compile(r"[\s/／、,，;；&＆|｜+＋·・()（）\[\]【】<>《》\"'“”:：]+")
+_ROLE_SPLIT = re.compile(_any(set(_ROLES) | {"歌词提供", "歌詞提供", "歌词来源", "歌詞來源", "提供"}) + r"\s*[:：]?",
+                         re.IGNORECASE)
 _SITE = re.compile(r"[^\s:：]*(?:网|網|站|\.com|\.cn|\.net)", re.IGNORECASE)  # a source, not a person
-_NAME = re.compile(r"^(?:[\u3400-\u9fff]{2,4}|[A-Za-z][A-Za-z.\-]{1,19})$")
+_NAME_SEPARATORS = re.compile(r"[\s/／、,，;；&＆|｜+＋·・()（）\[\]【】<>《》\"'“”:：]+")
+_LATIN_SPACE = re.compile(r"(?<=[A-Za-z])\s+(?=[A-Za-z])")  # "Tom Lee" is one name
+_NOT_NAMES = re.compile(r"\b(?:qq|lrc|by|www|com|cn|net)\b", re.IGNORECASE)
+_NAME = re.compile(r"^(?:[\u3400-\u9fff]{2,4}|[A-Za-z][A-Za-z.\- ]{1,29})$")
 
 
 @dataclass
@@ -60,20 +68,19 @@ class Debris:
 
 
 def is_credit(line: str) -> bool:
-    """A credit or source line: a role with a colon at its start, an LRC tag, or a strong marker
-    (作词, 编曲, 歌词提供, www, .com ...) in a line that is short or starts with a role."""
-    if _LRC_TAG.match(line) or _ROLE_AT_START.match(line):
+    """A credit or source line: roles with a colon at its start (作词：, 词/曲:), an LRC tag, a
+    source anywhere (歌词提供, www., .com, QQ 123), or a strong role at its start followed by
+    names only ("作曲 周小北", not "作曲家的梦想" or "作词 是我的梦想")."""
+    if _LRC_TAG.match(line) or _ROLE_AT_START.match(line) or _SOURCE.search(line):
         return True
-    strong = _STRONG_ANYWHERE.search(line)
-    if not strong:
+    if not _STRONG_AT_START.match(line) or len("".join(line.split())) > MAX_TITLE_CHARS:
         return False
-    if strong.group(0).lower() in _SOURCES:
-        return True
-    # 作词, 编曲 ... without a colon: a credit when the line starts with the role, a space after it,
-    # and what is left is names only ("作曲 周杰伦"), not a sentence ("作曲家的梦想", "我为你作曲")
-    head = _STRONG_AT_START.match(line)
-    rest = [p for p in _NAME_SEPARATORS.split(_ROLE_SPLIT.sub(" ", line)) if p]
-    return bool(head) and len("".join(line.split())) <= MAX_TITLE_CHARS and all(_NAME.match(p) for p in rest)
+    rest = _split_names(_ROLE_SPLIT.sub(" ", line))
+    return bool(rest) and all(_NAME.match(p) for p in rest)
+
+
+def _split_names(text: str) -> list[str]:
+    return [p.replace("\x00", " ") for p in _NAME_SEPARATORS.split(_LATIN_SPACE.sub("\x00", text)) if p]
 
 
 def credit_names(line: str) -> list[str]:
@@ -81,10 +88,10 @@ def credit_names(line: str) -> list[str]:
     sites (晚风歌词网, x.com) are not names."""
     if _LRC_TAG.match(line):
         tag, _, value = line.strip().strip("[]").partition(":")
-        parts = _NAME_SEPARATORS.split(value) if tag.strip().lower() in ("ar", "by", "au") else []
+        parts = _split_names(value) if tag.strip().lower() in ("ar", "by", "au") else []
     else:
-        parts = _NAME_SEPARATORS.split(_ROLE_SPLIT.sub(" ", _SITE.sub(" ", line)))
-    return [p for p in parts if _NAME.match(p) and not _STRONG_ANYWHERE.search(p)]
+        parts = _split_names(_NOT_NAMES.sub(" ", _ROLE_SPLIT.sub(" ", _SITE.sub(" ", line))))
+    return [p for p in parts if _NAME.match(p)]
 
 
 def title_fields(line: str) -> list[str] | None:
@@ -114,11 +121,12 @@ def is_debris(line: str, names=()) -> str | None:
 
 def artist_names(lines: list[str], known=(), is_person=None) -> list[str]:
     """Fields that recur as a whole field of at least MIN_ARTIST_LINES distinct short lines of two
-    or more fields (or alone on a line) and that `is_person` (jieba's nr by default) calls a name."""
+    or more fields and that `is_person` (jieba's nr by default) calls a name. (A name alone on a
+    line is a title/artist line too, once found; alone, it is no evidence: choruses repeat lines.)"""
     counts = Counter()
-    for line in set(lines):
+    for line in {" ".join(line.split()) for line in lines}:
         fields = title_fields(line)
-        if fields and (len(fields) >= 2 or line != line.strip()):
+        if fields and len(fields) >= 2:
             counts.update(f for f in set(fields) if _NAME.match(f) and f not in known)
     candidates = sorted(f for f, n in counts.items() if n >= MIN_ARTIST_LINES)
     if not candidates:
