@@ -221,7 +221,7 @@ def test_a_corpus_of_debris_only_is_one_error_line(tmp_path):
 
 
 def test_train_leaves_debris_out_and_says_so_in_one_line(cli, tmp_path):
-    path, lines = _debris_corpus(tmp_path)
+    path, _ = _debris_corpus(tmp_path)
     loud = [arg for arg in QUICK if arg != "--quiet"]
     rc, _, err = cli("train", "--corpus", path, "--out", tmp_path / "run", *loud)
     assert rc == 0, err
@@ -248,7 +248,7 @@ def test_an_old_checkpoint_resumes_on_every_line_as_before(cli, tmp_path):
     """A checkpoint from before debris has no keep_debris: it was trained on every line, and resumes so."""
     import torch
 
-    path, lines = _debris_corpus(tmp_path)
+    path, _ = _debris_corpus(tmp_path)
     loud = [arg for arg in QUICK if arg != "--quiet"]
     rc, _, err = cli("train", "--corpus", path, "--out", tmp_path / "run", *loud, "--keep-debris")
     assert rc == 0, err

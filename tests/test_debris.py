@@ -60,8 +60,8 @@ def test_find_debris_counts_and_names():
     assert found.kept == LYRICS + KEPT + [""] + LYRICS
     assert found.counts == {"title": len(TITLES) + 1, "credit": 3}  # 陈一舟 is named by a credit line
     assert found.names == ["陈一舟", "王大可", ARTIST]
-    assert found.left_out == len(TITLES) + 4
-    assert summary(found.counts) == f"left out {len(TITLES) + 4} debris lines ({len(TITLES) + 1} title/artist, 3 credits)"
+    assert found.left_out == len(TITLES) + 4 == 8
+    assert summary(found.counts) == "left out 8 debris lines (5 title/artist, 3 credits)"
 
 
 def test_a_recurring_field_that_is_not_a_name_is_kept():
@@ -155,3 +155,32 @@ def test_generation_never_completes_a_credited_name():
     text = _decode(logp_of, Credits([ARTIST]).ban(CHARS))
     assert ARTIST not in text and text.startswith("林小歌")
     assert ARTIST in _decode(logp_of, Credits([ARTIST]).ban(CHARS, user_text=ARTIST))  # the user's start word
+
+
+def test_a_trained_model_does_not_write_a_credited_name(cli, tmp_path):
+    """A tiny model trained on made-up lines that sing a name, with a credit line that names it: the
+    name is found, stored in the checkpoint, and greedy decoding that would write it writes another
+    token instead, unless the user's start word holds the name."""
+    from lyricgen.checkpoint import load_checkpoint
+    from lyricgen.writing.predictor import Predictor
+
+    song = ["我和陈一舟去看海", "海风吹过小窗台", "陈一舟唱着歌", "晨光照亮了大海"]
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(["作词：陈一舟"] + song * 12) + "\n", encoding="utf-8")
+    rc, _, err = cli("train", "--corpus", corpus, "--out", tmp_path / "run", "--unit", "char", "--epochs", "3",
+                     "--embed-dim", "16", "--hidden-size", "32", "--seq-len", "16", "--batch-size", "8",
+                     "--device", "cpu", "--quiet")
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt.side.credits.names == ["陈一舟"] and ckpt.corpus.debris == {"title": 0, "credit": 1}
+    vocab, predictor = ckpt.vocab, Predictor(ckpt.build_model(), ckpt.side.mixture)
+
+    def next_token(start, ban):
+        ids = [vocab.index[c] for c in start]
+        logp, _ = predictor.start([vocab.line_break_id] + ids)
+        adj = constrain(logp, SamplingConfig(), vocab.unk_id, banned_ids=[ban.banned(start)] if ban else None)
+        return vocab.tokens[int(adj.argmax(dim=-1))]
+
+    assert next_token("我和陈一", None) == "舟"  # what the model learnt
+    assert next_token("我和陈一", ckpt.side.credits.ban(vocab.tokens)) != "舟"
+    assert next_token("我和陈一", ckpt.side.credits.ban(vocab.tokens, user_text="陈一舟")) == "舟"
