@@ -64,6 +64,15 @@ def test_find_debris_counts_and_names():
     assert summary(found.counts) == "left out 8 debris lines (5 title/artist, 3 credits)"
 
 
+def test_a_credited_name_the_lyrics_sing_often_is_a_word():
+    often = ["晚风吹过小窗台", "晚风轻轻地唱", "我在晚风里等你", "晚风带走了夏天"]
+    lines = ["曲：晚风", "作词：陈一舟", "晚风 轻轻吹", "晚风 陈一舟"] + often + LYRICS
+    found = find_debris(lines, is_person=_is_artist)
+    assert found.names == ["陈一舟"]
+    assert found.kept == ["晚风 轻轻吹"] + often + LYRICS
+    assert find_debris(["曲：晚风", "晚风 轻轻吹"] + often[:3], is_person=_is_artist).names == ["晚风"]  # 3 is not often
+
+
 def test_a_recurring_field_that_is_not_a_name_is_kept():
     lines = ["晨光 小窗台", "晨光 大海", "晨光 长隧道", "晨光 屋檐"]
     assert find_debris(lines, is_person=_is_artist).kept == lines

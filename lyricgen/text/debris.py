@@ -10,8 +10,8 @@ Scraped lyrics carry two kinds of them, and a model trained on them writes them 
 
 No artist is written down here. The names of a corpus are the names given in its credit lines, and
 the artist names: a field that recurs as a whole whitespace-separated field of several short lines
-and that jieba tags as a person's name (nr). A lyric line that mentions a name inside a sentence is
-a lyric and is kept. `find_debris` reads a whole corpus; `is_debris` asks about one line once the
+and that jieba tags as a person's name (nr); but not a "name" its lyric lines sing often, which is a
+word. A lyric line that mentions a name inside a sentence is a lyric and is kept. `find_debris` reads a whole corpus; `is_debris` asks about one line once the
 names are known (`lyricgen report` can call it).
 """
 import re
@@ -22,6 +22,7 @@ KINDS = ("title", "credit")
 MAX_FIELDS = 3  # a title/artist line: title, artist, and perhaps an album or a featured singer
 MAX_TITLE_CHARS = 20  # non-space characters of a title/artist line
 MIN_ARTIST_LINES = 3  # short lines an unnamed field must recur in to be taken for the artist
+SUNG_SHARE = 1 / 2000  # on a large corpus, a name in more lyric lines than this share is a word
 
 # roles a credit line names; matched at the start of a line with a colon after them
 _ROLES = ("作词", "作曲", "编曲", "填词", "词曲", "作詞", "編曲", "詞曲", "词", "曲", "詞", "监制", "監製",
@@ -143,7 +144,8 @@ def find_debris(lines: list[str], is_person=None) -> Debris:
         if is_credit(line):
             names.extend(n for n in credit_names(line) if n not in names)
     names += artist_names(lines, names, is_person)
-    found = set(names)
+    found = set(names) - set(sung_too_often(lines, names))
+    names = [n for n in names if n in found]
     debris = Debris(kept=[])
     for line in lines:
         kind = is_debris(line, found)
@@ -153,6 +155,23 @@ def find_debris(lines: list[str], is_person=None) -> Debris:
             debris.counts[kind] += 1
     debris.names = names
     return debris
+
+
+def sung_too_often(lines: list[str], names: list[str]) -> list[str]:
+    """Names that distinct lyric lines (not credit or title/artist lines) hold more often than a
+    name would: more than 3 of them, or one in SUNG_SHARE of a large corpus. Such a "name" is a
+    word of the lyrics (a credit to 晚风 must not ban 晚风), and lines holding it as a field are kept.
+    Distinct lines, as a chorus that sings a name repeats the same few."""
+    if not names:
+        return []
+    pattern = re.compile(_any(names))
+    sung = Counter()
+    for line in set(lines):
+        fields = title_fields(line)
+        if not (is_credit(line) or fields and any(f in names for f in fields)):
+            sung.update(set(pattern.findall(line)))
+    limit = max(3, len(lines) * SUNG_SHARE)
+    return [n for n in names if sung[n] > limit]
 
 
 def summary(counts: dict[str, int]) -> str:
