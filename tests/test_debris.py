@@ -62,6 +62,7 @@ def test_find_debris_counts_and_names():
     assert found.names == ["陈一舟", "王大可", ARTIST]
     assert found.left_out == len(TITLES) + 4 == 8
     assert summary(found.counts) == "left out 8 debris lines (5 title/artist, 3 credits)"
+    assert summary({"title": 0, "credit": 1}) == "left out 1 debris line (0 title/artist, 1 credit)"
 
 
 def test_a_credited_name_the_lyrics_sing_often_is_a_word():

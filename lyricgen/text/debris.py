@@ -177,5 +177,6 @@ def sung_too_often(lines: list[str], names: list[str]) -> list[str]:
 def summary(counts: dict[str, int]) -> str:
     """'left out 12 debris lines (9 title/artist, 3 credits)'."""
     total = sum(counts.values())
-    parts = [f"{counts.get('title', 0)} title/artist", f"{counts.get('credit', 0)} credits"]
+    credits = counts.get("credit", 0)
+    parts = [f"{counts.get('title', 0)} title/artist", f"{credits} credit{'s' if credits != 1 else ''}"]
     return f"left out {total} debris line{'s' if total != 1 else ''} ({', '.join(parts)})"
