@@ -200,7 +200,8 @@ def from_dict(d, path="checkpoint") -> Checkpoint:
     try:
         ckpt = Checkpoint(
             model_config=ModelConfig.from_dict(d["model_config"]),
-            tokenizer=TokenizerConfig.from_dict({"unit": "word", **d["tokenizer"]}),  # no unit: before "char"
+            # no unit: from before "char"; no keep_debris: from before debris, trained on every line
+            tokenizer=TokenizerConfig.from_dict({"unit": "word", "keep_debris": True, **d["tokenizer"]}),
             vocab=Vocab.from_dict(d["vocab"]),
             weights=d["model"],
             side=SideModels.from_dict(d.get("side_models") or {}),

@@ -18,6 +18,7 @@ from .config import (REPORT_SONG_OPTIONS, DownloadConfig, EvaluateConfig, Genera
                      TokenizerConfig, TrainConfig, generation_configs)
 from .errors import LyricgenError
 from .options import add_options, given
+from .text.debris import summary as debris_summary
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,6 +71,8 @@ def train(args, run: RunConfig, world) -> int:
     s = trainer.summary()
     report(f"corpus {s.corpus.path}: {s.corpus.lines} lines; training windows {s.windows} x {s.seq_len} tokens; "
            f"validation {s.val_tokens} tokens ({s.val_seen_share:.1%} of validation lines also occur in training)")
+    if s.corpus and s.corpus.left_out:
+        report(f"{debris_summary(s.corpus.debris)}; --keep-debris keeps them")
     units = "characters" if s.tokenizer.unit == "char" else f"words, min_freq {s.tokenizer.min_freq}"
     report(f"vocabulary {s.vocab_size} entries ({units}); model {s.cell} {s.parameters:,} parameters on {s.device}"
            + (f", {s.world_size} processes of {s.batch_size} windows per step" if s.world_size > 1 else ""))

@@ -74,6 +74,9 @@ class TokenizerConfig(Config):
     unit: str = option("char", "what a token is: char = every character; word = a jieba word seen --min-freq "
                        "times, rarer ones spelled as characters", choices=UNITS)
     min_freq: int = option(3, "with --unit word: words seen fewer times are spelled as characters", low=1)
+    # Checkpoints from before this option were trained on every line (checkpoint.py reads them so).
+    keep_debris: bool = option(False, "train on every line of the corpus; by default title/artist lines and "
+                               "credit lines (作词, 作曲, 编曲, 歌词提供 ...) are left out")
 
 
 @dataclass

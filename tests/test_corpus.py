@@ -190,3 +190,79 @@ def test_copied_share():
     assert copied_share(["a", "b"], ["a", "c", "", "b "]) == pytest.approx(2 / 3)
     assert copied_share(["a"], []) == 0.0
     assert copied_share(["月光\u3000下"], ["月光 下"]) == 1.0  # the same line after normalisation
+
+
+# -- debris: title/artist and credit lines left out of training (text/debris.py) ------------------------
+ARTIST = "林小岚"  # made up, like every line here
+DEBRIS = [f"{ARTIST} 晨光", "作词：陈一舟", f"海边的风 {ARTIST}", "编曲：王大可", f"{ARTIST}   雪夜", "歌词提供：晚风歌词网"]
+
+
+def _debris_corpus(tmp_path):
+    lines = LINES[:4] + DEBRIS[:3] + LINES[4:8] + DEBRIS[3:] + LINES[8:] + [f"我和{ARTIST}在海边唱歌"]
+    return _corpus(tmp_path, ("\n".join(lines) + "\n").encode()), lines
+
+
+def test_load_corpus_leaves_debris_out_when_asked(tmp_path):
+    path, lines = _debris_corpus(tmp_path)
+    kept, info = load_corpus(path, keep_debris=False)
+    assert kept == [line for line in lines if line not in DEBRIS]  # the name inside a sentence stays
+    assert info.debris == {"title": 3, "credit": 3} and info.left_out == 6
+    assert info.names == ["陈一舟", "王大可", ARTIST]
+    assert info.lines == len(lines) and info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # as read
+    assert CorpusInfo.from_dict(info.to_dict()) == info
+    assert load_corpus(path) == (lines, CorpusInfo(info.path, info.sha256, len(lines)))  # the default keeps all
+
+
+def test_a_corpus_of_debris_only_is_one_error_line(tmp_path):
+    path = _corpus(tmp_path, "\n".join(DEBRIS).encode())
+    with pytest.raises(LyricgenError, match="only title, artist and credit lines; pass --keep-debris") as info:
+        load_corpus(path, keep_debris=False)
+    assert "\n" not in str(info.value)
+
+
+def test_train_leaves_debris_out_and_says_so_in_one_line(cli, tmp_path):
+    path, _ = _debris_corpus(tmp_path)
+    loud = [arg for arg in QUICK if arg != "--quiet"]
+    rc, _, err = cli("train", "--corpus", path, "--out", tmp_path / "run", *loud)
+    assert rc == 0, err
+    said = [line for line in err.splitlines() if "left out" in line]
+    assert said == ["left out 6 debris lines (3 title/artist, 3 credits); --keep-debris keeps them"]
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt.tokenizer.keep_debris is False and ckpt.corpus.debris == {"title": 3, "credit": 3}
+    assert ckpt.side.credits.names == ["陈一舟", "王大可", ARTIST]
+    assert "作词" not in ckpt.vocab.tokens and "词" not in ckpt.vocab.tokens  # no credit line was trained on
+
+
+def test_keep_debris_trains_on_every_line(cli, tmp_path):
+    path, lines = _debris_corpus(tmp_path)
+    loud = [arg for arg in QUICK if arg != "--quiet"]
+    rc, _, err = cli("train", "--corpus", path, "--out", tmp_path / "run", *loud, "--keep-debris")
+    assert rc == 0, err
+    assert "left out" not in err
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt.tokenizer.keep_debris is True and ckpt.corpus.debris == {} and ckpt.side.credits is None
+    assert "词" in ckpt.vocab.tokens
+
+
+def test_an_old_checkpoint_resumes_on_every_line_as_before(cli, tmp_path):
+    """A checkpoint from before debris has no keep_debris: it was trained on every line, and resumes so."""
+    import torch
+
+    path, _ = _debris_corpus(tmp_path)
+    loud = [arg for arg in QUICK if arg != "--quiet"]
+    rc, _, err = cli("train", "--corpus", path, "--out", tmp_path / "run", *loud, "--keep-debris")
+    assert rc == 0, err
+    validation = [line for line in err.splitlines() if line.startswith("corpus ")]
+    last = tmp_path / "run" / "last.pt"
+    d = torch.load(last, weights_only=True)
+    del d["tokenizer"]["keep_debris"]
+    torch.save(d, last)
+    assert load_checkpoint(last).tokenizer.keep_debris is True
+    rc, _, err = cli("train", "--resume", last, "--epochs", "2", "--max-steps", "4", "--device", "cpu")
+    assert rc == 0, err
+    assert [line for line in err.splitlines() if line.startswith("corpus ")] == validation  # the same lines
+    assert "left out" not in err
+    resumed = load_checkpoint(last)
+    assert resumed.tokenizer.keep_debris is True and resumed.corpus.debris == {} and resumed.training.state.step == 4
+    rc, _, err = cli("train", "--resume", last, "--epochs", "3", "--keep-debris", "--device", "cpu")
+    assert rc != 0 and "--keep-debris is fixed by the checkpoint" in err

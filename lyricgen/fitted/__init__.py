@@ -11,11 +11,14 @@ One package, below checkpoint.py (which stores them) and above text/ (which they
     mixture      Mixture (mixture.py, over the Kneser-Ney n-gram of ngram.py): the n-gram the
                  network is mixed with, and its weight; generation samples from that mixture
                  (None in checkpoints from before it)
+    credits      Credits (credits.py): the names of the corpus's credit and title lines, which
+                 generation does not write; None when none were found (or before them)
 
 Each has fit / to_dict / from_dict; `SideModels.fit` fits them all from the training part.
 """
 from dataclasses import dataclass, field
 
+from .credits import Credits
 from .habits import Habits
 from .mixture import Mixture
 from .originality import Originality
@@ -30,14 +33,17 @@ class SideModels:
     originality: Originality | None = None
     habits: Habits | None = None
     mixture: Mixture | None = None
+    credits: Credits | None = None
 
     @classmethod
-    def fit(cls, train_lines: list[str], train_ids, vocab, val_ids=()) -> "SideModels":
+    def fit(cls, train_lines: list[str], train_ids, vocab, val_ids=(), names=()) -> "SideModels":
         """From the training part: its lines, and its token stream (line breaks included; a list or
-        a 1-D tensor); the mixture also from the validation ids (see mixture.py)."""
+        a 1-D tensor); the mixture also from the validation ids (see mixture.py); `names` are those
+        text/debris.py found in the corpus."""
         return cls(unk=UnkModel.fit(vocab, len(train_ids)), repeat=RepeatModel.fit(train_ids),
                    originality=Originality.fit(train_lines), habits=Habits.fit(train_lines, vocab),
-                   mixture=Mixture.fit(train_ids, val_ids, len(vocab), vocab.line_break_id))
+                   mixture=Mixture.fit(train_ids, val_ids, len(vocab), vocab.line_break_id),
+                   credits=Credits(list(names)) if names else None)
 
     def to_dict(self) -> dict:
         d = {"unk": self.unk.to_dict(), "repeat": self.repeat.to_dict()}
@@ -47,6 +53,8 @@ class SideModels:
             d["habits"] = self.habits.to_dict()
         if self.mixture is not None:
             d["mixture"] = self.mixture.to_dict()
+        if self.credits is not None:
+            d["credits"] = self.credits.to_dict()
         return d
 
     @classmethod
@@ -54,4 +62,5 @@ class SideModels:
         return cls(unk=UnkModel.from_dict(d.get("unk", {})), repeat=RepeatModel.from_dict(d.get("repeat", {})),
                    originality=Originality.from_dict(d["originality"]) if d.get("originality") else None,
                    habits=Habits.from_dict(d["habits"]) if d.get("habits") else None,
-                   mixture=Mixture.from_dict(d["mixture"]) if d.get("mixture") else None)
+                   mixture=Mixture.from_dict(d["mixture"]) if d.get("mixture") else None,
+                   credits=Credits.from_dict(d["credits"]) if d.get("credits") else None)

@@ -38,6 +38,10 @@ def evaluate_file(checkpoint, file, encoding: str = "utf-8", held_out: bool = Fa
     device = resolve_device(device)
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build_model().to(device)
+    # Every line, debris included, never filtered like training's corpus (text/debris.py): the benchmark
+    # protocol scores the untouched last share of the file, so held-out scores stay comparable between
+    # runs, old checkpoints and --keep-debris. (Training's tail is that of the kept lines: the same
+    # lyrics when debris is spread evenly through the file.)
     lines = read_corpus(file, encoding)
     if held_out:
         fraction = ckpt.training.config.val_fraction if ckpt.training else 0.1

@@ -2,12 +2,14 @@
 
 A corpus is UTF-8 text (or another encoding, named), one lyric line per line. A blank line is kept:
 it marks a song or section boundary, and the model learns it as a line break after a line break.
+Training reads it with keep_debris=False: title, artist and credit lines are left out (debris.py).
 """
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import LyricgenError
+from .debris import find_debris
 
 
 @dataclass
@@ -15,8 +17,14 @@ class CorpusInfo:
     """What a checkpoint records of its corpus, so resume can find it and refuse a changed one."""
     path: str
     sha256: str
-    lines: int
+    lines: int  # as read, debris included
     encoding: str = "utf-8"
+    debris: dict[str, int] = field(default_factory=dict)  # lines left out per kind; empty when all were kept
+    names: list[str] = field(default_factory=list)  # the names its credit and title lines give
+
+    @property
+    def left_out(self) -> int:
+        return sum(self.debris.values())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -24,7 +32,9 @@ class CorpusInfo:
     @classmethod
     def from_dict(cls, d: dict) -> "CorpusInfo":
         return cls(path=str(d.get("path", "")), sha256=str(d.get("sha256", "")), lines=int(d.get("lines", 0)),
-                   encoding=str(d.get("encoding", "utf-8")))
+                   encoding=str(d.get("encoding", "utf-8")), debris={str(k): int(v) for k, v in
+                                                                   (d.get("debris") or {}).items()},
+                   names=[str(n) for n in d.get("names") or ()])
 
 
 def read_corpus(path, encoding: str = "utf-8") -> list[str]:
@@ -32,8 +42,10 @@ def read_corpus(path, encoding: str = "utf-8") -> list[str]:
     return load_corpus(path, encoding)[0]
 
 
-def load_corpus(path, encoding: str = "utf-8") -> tuple[list[str], CorpusInfo]:
-    """read_corpus, plus what a checkpoint records of the file (its sha256 from the same read)."""
+def load_corpus(path, encoding: str = "utf-8", keep_debris: bool = True) -> tuple[list[str], CorpusInfo]:
+    """read_corpus, plus what a checkpoint records of the file (its sha256 from the same read, of
+    the file as read). keep_debris=False leaves out its title/artist and credit lines (debris.py)
+    and records how many of each, and the names they give."""
     path = Path(path)
     if not path.exists():
         raise LyricgenError(f"corpus not found: {path}")
@@ -44,7 +56,14 @@ def load_corpus(path, encoding: str = "utf-8") -> tuple[list[str], CorpusInfo]:
     except OSError as e:
         raise LyricgenError(f"cannot read corpus {path}: {e.strerror or e}") from None
     lines = decode_lines(data, str(path), encoding)
-    return lines, CorpusInfo(str(path.resolve()), hashlib.sha256(data).hexdigest(), len(lines), encoding)
+    info = CorpusInfo(str(path.resolve()), hashlib.sha256(data).hexdigest(), len(lines), encoding)
+    if keep_debris:
+        return lines, info
+    found = find_debris(lines)
+    if not any(line.strip() for line in found.kept):
+        raise LyricgenError(f"{path} holds only title, artist and credit lines; pass --keep-debris to train on them")
+    info.debris, info.names = found.counts, found.names
+    return found.kept, info
 
 
 def decode_lines(data: bytes, name: str, encoding: str = "utf-8") -> list[str]:

@@ -207,3 +207,13 @@ def tokenize_cached(lines: list[str], use_cache: bool = True, workers: int = 1, 
     except (OSError, LyricgenError):
         pass
     return stream
+
+
+def is_person_name(word: str) -> bool:
+    """Whether jieba's part-of-speech tagger reads `word` as one word that is a person's name (nr).
+    It also tags some plain words so (安静): text/debris.py asks only about fields that recur."""
+    _segmenter()  # jieba set up as everywhere here (its cache in our private directory)
+    import jieba.posseg
+
+    tagged = jieba.posseg.lcut(word, HMM=True)
+    return len(tagged) == 1 and tagged[0].flag == "nr"

@@ -81,7 +81,8 @@ def _start(run: RunConfig, options: dict, out: Path, device, progress=None, worl
         raise LyricgenError("the bundled sample corpus ships in the repository's data/ folder, which this "
                             "installation lacks; install from a checkout (pip install -e .) or pass --corpus")
     base = load_checkpoint(run.init_from) if run.init_from else None
-    lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8")
+    keep = (base.tokenizer if base else TokenizerConfig(**pick(options, TokenizerConfig))).keep_debris
+    lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8", keep)
     return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress, world, base)
 
 
@@ -105,7 +106,7 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
         data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, vocab=base and base.vocab,
                        use_cache=use_cache, workers=workers,
                        progress=progress and (lambda n: progress(n, len(train_lines))), unit=tokenizer.unit)
-    side = SideModels.fit(train_lines, data.train.stream, data.vocab, data.val.ids)
+    side = SideModels.fit(train_lines, data.train.stream, data.vocab, data.val.ids, corpus.names if corpus else ())
     torch.manual_seed(config.seed)
     if base is None:
         model = build_model(ModelConfig(vocab_size=len(data.vocab), **pick(options, ModelConfig)))
@@ -134,7 +135,7 @@ def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device, 
     encoding = recorded.encoding if recorded else "utf-8"
     if run.encoding is not None and run.encoding.lower() != encoding.lower():
         raise LyricgenError(f"the run was trained on {encoding} text; --encoding cannot change on resume")
-    lines, corpus = load_corpus(run.corpus or recorded.path, encoding)
+    lines, corpus = load_corpus(run.corpus or recorded.path, encoding, ckpt.tokenizer.keep_debris)
     if recorded and recorded.sha256 and recorded.sha256 != corpus.sha256:
         raise LyricgenError(f"{run.corpus or recorded.path} is not the corpus this checkpoint was trained on "
                             "(its content changed)")

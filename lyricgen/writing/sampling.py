@@ -49,10 +49,11 @@ def banned_by_ngram(history: list[int], n: int) -> set[int]:
 
 
 def constrain(logp: torch.Tensor, sampling: SamplingConfig, unk_id: int, seen: torch.Tensor | None = None,
-              ngrams: list | None = None, more: list | None = None) -> torch.Tensor:
+              ngrams: list | None = None, more: list | None = None, banned_ids: list | None = None) -> torch.Tensor:
     """A copy of logp (B, V) under the sampling options: CTRL's repetition penalty on the tokens
     `seen` (B, V) bool (structure tokens left out by the caller), "<unk>" never, and for each row b
-    with `ngrams[b]` (Ngrams) no token that would repeat an n-gram (after `more[b]`, when given).
+    with `ngrams[b]` (Ngrams) no token that would repeat an n-gram (after `more[b]`, when given),
+    and none of the token ids `banned_ids[b]` (fitted/credits.py: those completing a credited name).
     The penalty acts on log-probabilities, all <= 0, so a penalty > 1 always lowers a seen token."""
     if seen is not None and sampling.repetition_penalty != 1.0:
         adj = penalize_repeats(logp, seen, sampling.repetition_penalty)
@@ -64,6 +65,9 @@ def constrain(logp: torch.Tensor, sampling: SamplingConfig, unk_id: int, seen: t
             banned = index.banned(more[b] if more is not None else ())
             if banned:
                 adj[b, list(banned)] = float("-inf")
+    for b, ids in enumerate(banned_ids or ()):
+        if ids:
+            adj[b, list(ids)] = float("-inf")
     return adj
 
 
