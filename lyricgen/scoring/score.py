@@ -97,18 +97,22 @@ def with_unk(logp: torch.Tensor, ids, unk_id: int, unk_prob: float) -> torch.Ten
     return torch.where(is_unk, torch.logaddexp(out, torch.tensor(math.log(unk_prob), dtype=out.dtype)), out)
 
 
-def validation_ngram_logp(mixture, text: Text, vocab, unk) -> torch.Tensor | None:
-    """(T,) float64 ln p of the run's validation text under the n-gram fitted without it, the unk
-    mass mixed in (mixture.val_logp, kept from the start of the run); None when `text` is not that
-    text or the mixture keeps none."""
+def validation_ngram_logp(mixture, text: Text, vocab, unk) -> list[torch.Tensor] | None:
+    """(T,) float64 ln p of the run's validation text under each n-gram of the mixture fitted
+    without it (the run's own, then a base's: mixture.val_logp and base_val_logp, kept from the
+    start of the run), the unk mass mixed in; None when `text` is not that text or the mixture
+    keeps none."""
     if mixture is None or mixture.val_logp is None or mixture.val_logp.numel() != len(text.ids) or not text.ids:
         return None
-    return with_unk(mixture.val_logp, text.ids, vocab.unk_id, unk.prob)
+    kept = [mixture.val_logp] + ([mixture.base_val_logp] if mixture.base is not None else [])
+    if any(x is None or x.numel() != len(text.ids) for x in kept):
+        return None
+    return [with_unk(x, text.ids, vocab.unk_id, unk.prob) for x in kept]
 
 
 def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False) -> dict:
     """Scores of `text`: "network" (alone), "model" (what generation samples from: the network
-    mixed with the n-gram of `mixture`, or the network where there is none) and, with a repeat
+    mixed with the n-gram(s) of `mixture`, or the network where there is none) and, with a repeat
     model, "repeat" (the model with the repeat model mixed in).
 
     validation: `text` is the run's validation text, so the n-gram fitted without it scores it
@@ -133,9 +137,9 @@ def parts_of(nll: torch.Tensor, text: Text, vocab, unk, repeat=None, mixture=Non
 
         ng = validation_ngram_logp(mixture, text, vocab, unk) if validation else None
         if ng is None:
-            ng = with_unk(ngram_logp(mixture.ngram, torch.tensor(text.ids), vocab.line_break_id), text.ids,
-                          vocab.unk_id, unk.prob)
-        model_nll = -mixture.mix_logp(-nll.double(), ng)
+            ng = [with_unk(ngram_logp(g, torch.tensor(text.ids), vocab.line_break_id), text.ids, vocab.unk_id, unk.prob)
+                  for g in mixture.ngrams]
+        model_nll = -mixture.mix_logp(-nll.double(), *ng)
     parts["model"] = make(model_nll)
     if repeat is not None and repeat.alpha:
         parts["repeat"] = make(repeat.mix(model_nll, text.ids))
