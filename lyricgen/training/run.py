@@ -146,8 +146,9 @@ def grown_model(base: Checkpoint, config: ModelConfig, vocab: Vocab, stream: tor
     output row too: tied, or untied likewise) is the mean of the old rows plus noise of
     NEW_ROW_NOISE of their per-column spread, so a new token starts as an average one. Its output
     bias is set so that, over the first CALIBRATION_TOKENS of the training `stream`, the network
-    gives it on average its unigram frequency there (vocab.counts: the fine-tuning corpus's);
-    a zero bias would start it near the average old token's probability instead."""
+    gives it on average its unigram frequency there (vocab.counts: the fine-tuning corpus's):
+    on held-out text that cost the new tokens 8.6 nats each at the start against 12.8 with zero
+    biases (docs/tuning.md)."""
     old, new = base.model_config.vocab_size, config.vocab_size
     weights = dict(base.weights)
     for name in ("embedding.weight", "decoder.weight"):
