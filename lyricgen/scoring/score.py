@@ -97,12 +97,18 @@ def with_unk(logp: torch.Tensor, ids, unk_id: int, unk_prob: float) -> torch.Ten
     return torch.where(is_unk, torch.logaddexp(out, torch.tensor(math.log(unk_prob), dtype=out.dtype)), out)
 
 
-def validation_ngram_logp(mixture, text: Text, vocab, unk) -> list[torch.Tensor] | None:
-    """(T,) float64 ln p of the run's validation text under each n-gram of the mixture fitted
-    without it (the run's own, then a base's: mixture.val_logp and base_val_logp, kept from the
-    start of the run), the unk mass mixed in; None when `text` is not that text or the mixture
-    keeps none."""
-    if mixture is None or mixture.val_logp is None or mixture.val_logp.numel() != len(text.ids) or not text.ids:
+def validation_ngram_logp(mixture, text: Text, vocab, unk) -> torch.Tensor | None:
+    """(T,) float64 ln p of the run's validation text under the n-gram fitted without it, the unk
+    mass mixed in (mixture.val_logp, kept from the start of the run); None when `text` is not that
+    text or the mixture keeps none."""
+    logps = validation_ngram_logps(mixture, text, vocab, unk)
+    return logps[0] if logps else None
+
+
+def validation_ngram_logps(mixture, text: Text, vocab, unk) -> list[torch.Tensor] | None:
+    """validation_ngram_logp for every n-gram of the mixture: the run's own, then a base's
+    (mixture.base_val_logp: it never saw the text), in the order Mixture.fit_weight takes them."""
+    if mixture is None or mixture.val_logp is None or not text.ids:
         return None
     kept = [mixture.val_logp] + ([mixture.base_val_logp] if mixture.base is not None else [])
     if any(x is None or x.numel() != len(text.ids) for x in kept):
@@ -135,7 +141,7 @@ def parts_of(nll: torch.Tensor, text: Text, vocab, unk, repeat=None, mixture=Non
     if mixture is not None and text.ids:
         from ..fitted.mixture import ngram_logp
 
-        ng = validation_ngram_logp(mixture, text, vocab, unk) if validation else None
+        ng = validation_ngram_logps(mixture, text, vocab, unk) if validation else None
         if ng is None:
             ng = [with_unk(ngram_logp(g, torch.tensor(text.ids), vocab.line_break_id), text.ids, vocab.unk_id, unk.prob)
                   for g in mixture.ngrams]

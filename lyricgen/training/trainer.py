@@ -33,7 +33,7 @@ from ..fitted import SideModels
 from ..model import count_parameters
 from ..runfiles import RunFiles
 from ..runtime import amp_dtype, cpu_threads
-from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
+from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logps
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Batches, Prepared, WindowDataset
 from .distributed import SINGLE, World
@@ -121,7 +121,7 @@ def validation_scores(model, val: Text, vocab, side: SideModels, device) -> tupl
     probabilities of the validation targets. Training sets the weights generation mixes with;
     scoring only reads them."""
     nll = token_nll(model, val.ids, vocab.line_break_id, vocab.unk_id, side.unk.prob, device).cpu()
-    ngrams = validation_ngram_logp(side.mixture, val, vocab, side.unk)
+    ngrams = validation_ngram_logps(side.mixture, val, vocab, side.unk)
     if ngrams is not None:
         side.mixture.fit_weight(-nll, *ngrams)
     return selected(parts_of(nll, val, vocab, side.unk, side.repeat, side.mixture, validation=True), side.mixture)
