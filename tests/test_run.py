@@ -402,13 +402,18 @@ def test_init_from_starts_a_new_run_from_the_bases_weights_and_vocabulary(tiny_c
     corpus.write_text("月光洒在新的街角\n龘龘的鼓声\n" * 20, encoding="utf-8")
     trainer = open_run(RunConfig(init_from=str(tiny_run / "best.pt"), corpus=str(corpus), out=str(tmp_path / "ft"),
                                  **CPU), {"epochs": 1, "seq_len": 8, "batch_size": 8, "dropout": 0.1})
-    assert trainer.data.vocab.tokens == tiny_ckpt.vocab.tokens and trainer.tokenizer == tiny_ckpt.tokenizer
-    assert same_tensors(trainer.model.state_dict(), tiny_ckpt.weights) is None
+    old = len(tiny_ckpt.vocab)
+    vocab = trainer.data.vocab  # the base's, grown by what the new corpus adds (test_base.py covers the rows)
+    assert vocab.tokens[:old] == tiny_ckpt.vocab.tokens and "龘" in vocab.tokens[old:]
+    assert trainer.tokenizer == tiny_ckpt.tokenizer
+    state = trainer.model.state_dict()
+    assert same_tensors({k: state[k][:old] if state[k].shape[0] == len(vocab) else state[k] for k in state},
+                        tiny_ckpt.weights) is None
     assert trainer.model.config.dropout == 0.1 and trainer.state.step == 0 and not trainer.optimizer.state
-    assert trainer.data.vocab.unk_id in trainer.data.train.stream.tolist()  # 龘 is not in the base's vocabulary
+    assert vocab.unk_id not in trainer.data.train.stream.tolist()  # 龘 has an id of its own now
     assert trainer.run() == "done"
     ckpt = load_checkpoint(tmp_path / "ft" / "last.pt")
-    assert ckpt.corpus.path == str(corpus) and ckpt.vocab.tokens == tiny_ckpt.vocab.tokens
+    assert ckpt.corpus.path == str(corpus) and ckpt.vocab.tokens == vocab.tokens
     # the fine-tuned run resumes like any other
     assert open_run(RunConfig(resume=str(tmp_path / "ft" / "last.pt"), **CPU), {"epochs": 2}).state.epoch == 1
     assert refused(RunConfig(init_from=str(tiny_run / "best.pt"), resume=str(tiny_run / "last.pt"), **CPU),

@@ -102,6 +102,22 @@ class KneserNey:
         discounts = [None] + [_discounts(counts[k], discount) for k in range(1, N + 1)]
         return cls(N, V, ctx_keys, keys, counts, discounts)
 
+    def widen(self, vocab_size: int) -> "KneserNey":
+        """The same counts over a vocabulary whose first V ids are this one's and which has more
+        (a base model's vocabulary grown for fine-tuning, vocab.py). Keys are re-encoded with the new
+        size, which keeps their order; the new ids were never counted, so they get only the uniform
+        floor's share (p_0 = 1 / vocab_size) and every distribution still sums to one. A history
+        holding a new id is a context never seen, as for any unseen token."""
+        W = int(vocab_size)
+        if W < self.V:
+            raise ValueError(f"cannot widen a vocabulary of {self.V} to {W}")
+
+        def recode(key: torch.Tensor) -> torch.Tensor:
+            return key // self.V * W + key % self.V
+
+        return KneserNey(self.order, W, [None] + [recode(k) for k in self.ctx_keys[1:]],
+                         [None] + [recode(k) for k in self.keys[1:]], self.counts, self.discounts)
+
     def followed_by(self, token: int) -> torch.Tensor:
         """(V,) bool: the tokens seen right before `token` in the fitted stream (the bigrams "x token")."""
         seen = torch.zeros(self.V, dtype=torch.bool)

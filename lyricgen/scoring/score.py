@@ -101,14 +101,24 @@ def validation_ngram_logp(mixture, text: Text, vocab, unk) -> torch.Tensor | Non
     """(T,) float64 ln p of the run's validation text under the n-gram fitted without it, the unk
     mass mixed in (mixture.val_logp, kept from the start of the run); None when `text` is not that
     text or the mixture keeps none."""
-    if mixture is None or mixture.val_logp is None or mixture.val_logp.numel() != len(text.ids) or not text.ids:
+    logps = validation_ngram_logps(mixture, text, vocab, unk)
+    return logps[0] if logps else None
+
+
+def validation_ngram_logps(mixture, text: Text, vocab, unk) -> list[torch.Tensor] | None:
+    """validation_ngram_logp for every n-gram of the mixture: the run's own, then a base's
+    (mixture.base_val_logp: it never saw the text), in the order Mixture.fit_weight takes them."""
+    if mixture is None or mixture.val_logp is None or not text.ids:
         return None
-    return with_unk(mixture.val_logp, text.ids, vocab.unk_id, unk.prob)
+    kept = [mixture.val_logp] + ([mixture.base_val_logp] if mixture.base is not None else [])
+    if any(x is None or x.numel() != len(text.ids) for x in kept):
+        return None
+    return [with_unk(x, text.ids, vocab.unk_id, unk.prob) for x in kept]
 
 
 def score_parts(model, text: Text, vocab, unk, device, repeat=None, mixture=None, validation: bool = False) -> dict:
     """Scores of `text`: "network" (alone), "model" (what generation samples from: the network
-    mixed with the n-gram of `mixture`, or the network where there is none) and, with a repeat
+    mixed with the n-gram(s) of `mixture`, or the network where there is none) and, with a repeat
     model, "repeat" (the model with the repeat model mixed in).
 
     validation: `text` is the run's validation text, so the n-gram fitted without it scores it
@@ -131,11 +141,11 @@ def parts_of(nll: torch.Tensor, text: Text, vocab, unk, repeat=None, mixture=Non
     if mixture is not None and text.ids:
         from ..fitted.mixture import ngram_logp
 
-        ng = validation_ngram_logp(mixture, text, vocab, unk) if validation else None
+        ng = validation_ngram_logps(mixture, text, vocab, unk) if validation else None
         if ng is None:
-            ng = with_unk(ngram_logp(mixture.ngram, torch.tensor(text.ids), vocab.line_break_id), text.ids,
-                          vocab.unk_id, unk.prob)
-        model_nll = -mixture.mix_logp(-nll.double(), ng)
+            ng = [with_unk(ngram_logp(g, torch.tensor(text.ids), vocab.line_break_id), text.ids, vocab.unk_id, unk.prob)
+                  for g in mixture.ngrams]
+        model_nll = -mixture.mix_logp(-nll.double(), *ng)
     parts["model"] = make(model_nll)
     if repeat is not None and repeat.alpha:
         parts["repeat"] = make(repeat.mix(model_nll, text.ids))

@@ -7,6 +7,9 @@ every character seen in training stays representable and the model can still wri
 `<unk>` stands only for characters never seen. Building is two linear passes (count the words, then
 count the encoded units); ids are ordered by (-count, token), so the same corpus and settings always
 give the same ids, and frequent tokens get small ids.
+
+A base model's vocabulary grows for fine-tuning (`grow`): its ids stay, and the tokens a scratch run
+on the new corpus would have and it lacks follow, in that run's order; counts are the new corpus's.
 """
 from collections import Counter
 
@@ -69,6 +72,15 @@ class Vocab:
         ordered = sorted(units.items(), key=lambda kv: (-kv[1], kv[0]))
         spaces = words.get(SPACE, 0)
         return cls(list(SPECIALS) + [t for t, _ in ordered], [0, line_breaks, spaces] + [n for _, n in ordered])
+
+    def grow(self, other: "Vocab") -> "Vocab":
+        """This vocabulary with `other`'s tokens it lacks appended (in other's order), so old ids keep
+        their meaning; the counts are other's (0 for a token other lacks): the corpus other was built
+        on is the one the side models are then fitted on (unk.py counts its singletons)."""
+        new = [t for t in other.tokens if t not in self.index]
+        theirs = dict(zip(other.tokens, other.counts))
+        tokens = self.tokens + new
+        return Vocab(tokens, [theirs.get(t, 0) for t in tokens])
 
     def encode(self, tokens: list[str]) -> tuple[list[int], int]:
         """Ids for tokens, spelling unknown words as characters.

@@ -33,7 +33,7 @@ from ..fitted import SideModels
 from ..model import count_parameters
 from ..runfiles import RunFiles
 from ..runtime import amp_dtype, cpu_threads
-from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logp
+from ..scoring.score import Score, Text, parts_of, selected, token_nll, validation_ngram_logps
 from ..text.corpus import CorpusInfo
 from .data import IGNORE, Batches, Prepared, WindowDataset
 from .distributed import SINGLE, World
@@ -117,12 +117,13 @@ def end_period(state: RunState, config: TrainConfig) -> bool:
 
 def validation_scores(model, val: Text, vocab, side: SideModels, device) -> tuple[Score, Score]:
     """(the score training selects by, the network alone's) on the validation text, the mixture's
-    weight fitted on it first: EM on the network's and the train-only n-gram's probabilities of the
-    validation targets. Training sets the weight generation mixes with; scoring only reads it."""
+    weights fitted on it first: EM on the network's and the train-only n-gram's (and a base's)
+    probabilities of the validation targets. Training sets the weights generation mixes with;
+    scoring only reads them."""
     nll = token_nll(model, val.ids, vocab.line_break_id, vocab.unk_id, side.unk.prob, device).cpu()
-    ngram = validation_ngram_logp(side.mixture, val, vocab, side.unk)
-    if ngram is not None:
-        side.mixture.fit_weight(-nll, ngram)
+    ngrams = validation_ngram_logps(side.mixture, val, vocab, side.unk)
+    if ngrams is not None:
+        side.mixture.fit_weight(-nll, *ngrams)
     return selected(parts_of(nll, val, vocab, side.unk, side.repeat, side.mixture, validation=True), side.mixture)
 
 

@@ -37,16 +37,14 @@ class Predictor:
         self.device = next(model.parameters()).device
         self.mixture = mixture  # fitted/mixture.py: the n-gram mixed in, or None (the network alone)
         # tokens of recent context the n-gram reads beyond the network (0: the network alone)
-        self.context = mixture.ngram.order - 1 if mixture is not None else 0
+        self.context = mixture.context if mixture is not None else 0
 
     def log_probs(self, logits: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities (B, V) from the network's logits (B, V) and the recent tokens."""
         logp = F.log_softmax(logits.float(), dim=-1)
         if self.mixture is None:
             return logp
-        ngram = self.mixture.ngram
-        p_ngram = ngram.dist(ngram.states(recent.cpu())).to(logp.device)  # (B, V), n-gram tables on the CPU
-        return self.mixture.mix_logp(logp, torch.log(p_ngram))
+        return self.mixture.next_logp(logp, recent)
 
     @torch.no_grad()
     def start(self, ids: list[int], n: int = 1) -> tuple[torch.Tensor, State]:
