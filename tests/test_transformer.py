@@ -350,3 +350,25 @@ def test_deterministic_cuda_runs_repeat_resume_and_generate(tmp_path):
         gen = run_lyricgen("generate", "月光", "--checkpoint", tmp_path / "a" / "last.pt", "--device", device,
                            "--max-tokens", "10", "--plain")
         assert gen.returncode == 0 and gen.stdout.startswith("月光"), gen.stderr
+
+
+def test_training_windows_shorter_than_the_attention_window_are_refused(tmp_path, capsys):
+    rc, out, err = call_cli(["train", "--corpus", TINY_CORPUS, "--out", tmp_path / "r", "--cell", "transformer",
+                             "--embed-dim", "8", "--num-heads", "2", "--attention-window", "16", "--seq-len", "8",
+                             "--epochs", "1"], capsys)
+    assert rc != 0 and err.strip().splitlines() == [
+        "lyricgen: error: --seq-len (8) must be at least --attention-window (16) with --cell transformer"]
+    assert not (tmp_path / "r" / "best.pt").exists()
+
+
+def test_a_transformer_base_grows_its_vocabulary_on_fine_tuning(full_run, tmp_path, capsys):
+    corpus = tmp_path / "new.txt"
+    corpus.write_text((Path(TINY_CORPUS).read_text(encoding="utf-8") + "\n蓦然回首灯火处\n") * 2, encoding="utf-8")
+    rc, out, err = call_cli(["train", "--init-from", full_run / "best.pt", "--corpus", corpus, "--out",
+                             tmp_path / "ft", "--epochs", "1", "--max-steps", "2"], capsys)
+    assert rc == 0, err
+    base, tuned = load_checkpoint(full_run / "best.pt"), load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert tuned.model_config.cell == "transformer"
+    grown = tuned.model_config.vocab_size - base.model_config.vocab_size
+    assert grown > 0 and all(ch in tuned.vocab for ch in "蓦然回首灯火处")
+    assert tuned.vocab.tokens[: base.model_config.vocab_size] == base.vocab.tokens  # old ids keep their place

@@ -106,6 +106,11 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
         fixed = sorted(set(pick(options, ModelConfig)) - set(BASE_CHANGEABLE) | set(pick(options, TokenizerConfig)))
         if fixed:
             raise LyricgenError(f"{flag(fixed[0])} is fixed by the --init-from checkpoint")
+    shape = base.model_config if base else ModelConfig(vocab_size=1, **pick(options, ModelConfig))
+    if shape.cell == "transformer" and config.seq_len < shape.attention_window:
+        # generation keeps attention_window tokens of context: training must have seen such distances
+        raise LyricgenError(f"--seq-len ({config.seq_len}) must be at least --attention-window "
+                            f"({shape.attention_window}) with --cell transformer")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
     with world.main_first() if use_cache else nullcontext():  # one rank per node fills the token cache
         vocab = base and grown_vocab(base.vocab, train_lines, tokenizer, use_cache, workers)
