@@ -8,8 +8,9 @@ One package, below checkpoint.py (which stores them) and above text/ (which they
                  report and avoid copying without the corpus
     habits       Habits (habits.py): line lengths, rhyme and sections of the corpus, which
                  generation follows; None in checkpoints older than them (Lyricist fills it in)
-    mixture      Mixture (mixture.py, over the Kneser-Ney n-gram of ngram.py): the n-gram the
-                 network is mixed with, and its weight; generation samples from that mixture
+    mixture      Mixture (mixture.py, over the Kneser-Ney n-grams of ngram.py): the run's n-gram
+                 and, after --init-from, the base's (a component of its own), mixed with the
+                 network by weights fitted on validation; generation samples from that mixture
                  (None in checkpoints from before it)
     credits      Credits (credits.py): the names of the corpus's credit and title lines, which
                  generation does not write; None when none were found (or before them)
