@@ -42,6 +42,7 @@ class LineRequest:
     prefix_chars: int = 0  # characters already in the line (the start word)
     prefix_class: int = -1  # the rhyme class the prefix ends on
     prefix_tokens: int = 0
+    prefix_text: str = ""  # the prefix as written (the copy guard reads the line's text)
     min_tokens: int = 1  # tokens per line, the prefix's included (StructureConfig's line bounds)
     max_tokens: int = 10**9
 
@@ -51,6 +52,7 @@ class Line:
     ids: list[int]  # the line's tokens, without the line break
     score: float  # mean log-probability per token under the model, the line break included
     logp: float = 0.0  # their sum
+    n: int = 1  # the tokens scored
 
 
 @dataclass
@@ -65,8 +67,9 @@ class SongContext:
 
 
 class LineSearch:
-    def __init__(self, predictor, vocab, token_classes: list[int]):
+    def __init__(self, predictor, vocab, token_classes: list[int], guard=None):
         self.predictor = predictor
+        self.guard = guard  # phrases.CopyGuard: no span of a training line longer than its bound
         self.vocab = vocab
         device = predictor.device
         self.V = len(vocab)
@@ -165,7 +168,17 @@ class LineSearch:
         adj[:, self.lb] = lb
         if ctx.phrases and t:
             self._ban_phrases(adj, ctx, toks)
+        if self.guard is not None:
+            self._ban_copies(adj, req, toks)
         return adj
+
+    def _ban_copies(self, adj, req: LineRequest, toks) -> None:
+        """No token that would stretch a span copied from a training line past the guard's bound."""
+        texts = self.vocab.tokens
+        for b, row in enumerate(toks.tolist()):
+            banned = self.guard.banned(req.prefix_text + "".join(texts[i] for i in row))
+            if banned is not None:
+                adj[b, torch.from_numpy(banned).to(adj.device)] = NEG
 
     def _ban_repeated_bigrams(self, adj, toks, last) -> None:
         """No token may follow the line's last token if it already followed it in this line."""
@@ -225,7 +238,7 @@ class LineSearch:
             ended = nxt == self.lb
             for b in ended.nonzero().flatten().tolist():
                 n = int(ntok[b]) - req.prefix_tokens
-                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b])))
+                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b]), n))
             keep = (~ended).nonzero().flatten()
             if not len(keep):
                 break
@@ -254,7 +267,7 @@ class LineSearch:
             for b in ends:  # a finished line: kept aside, no longer a beam
                 n = int(ntok[b]) + 1 - req.prefix_tokens
                 t = float(total[b] + logp[b, self.lb])
-                done.append(Line(toks[b].tolist(), t / n, t))
+                done.append(Line(toks[b].tolist(), t / n, t, n))
             adj[:, self.lb] = NEG
             cand = (search.unsqueeze(1) + adj).flatten()  # (B * V,)
             width = min(k, int(torch.isfinite(cand).sum()))
