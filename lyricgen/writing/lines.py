@@ -8,7 +8,10 @@ would run past the maximum is banned; with an n-gram, ending a line after a toke
 one in the corpus (mid-word: "快使用双 / 棍") is penalised; a row left with no allowed token dies.
 Within a line no token bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
 ("让让让"; twice is how lyrics reduplicate: 慢慢); the sampling options act as in plain generation
-(sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>"). Sampling draws K rows; greedy is a
+(sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>").
+With the checkpoint's originality hashes no token may stretch a span of a training line past
+phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character that would fuse two
+words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. Sampling draws K rows; greedy is a
 beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
 so it returns the most probable lines that meet the constraints, deterministically.
 
@@ -24,6 +27,7 @@ import torch
 from ..config import SamplingConfig
 from ..fitted.habits import count_chars
 from .sampling import Ngrams, choose_next, constrain
+from .words import DANGLING_PENALTY, FUSED_PENALTY
 
 NEG = float("-inf")
 # A line should end after a whole word: ending it (or filling it to its maximum) with a token that
@@ -67,9 +71,10 @@ class SongContext:
 
 
 class LineSearch:
-    def __init__(self, predictor, vocab, token_classes: list[int], guard=None):
+    def __init__(self, predictor, vocab, token_classes: list[int], guard=None, words=None):
         self.predictor = predictor
         self.guard = guard  # phrases.CopyGuard: no span of a training line longer than its bound
+        self.words = words  # words.Words: no fused words, no line ending inside a phrase
         self.vocab = vocab
         device = predictor.device
         self.V = len(vocab)
@@ -168,17 +173,27 @@ class LineSearch:
         adj[:, self.lb] = lb
         if ctx.phrases and t:
             self._ban_phrases(adj, ctx, toks)
-        if self.guard is not None:
-            self._ban_copies(adj, req, toks)
+        if self.guard is not None or self.words is not None:
+            tokens = self.vocab.tokens
+            self._whole(adj, [req.prefix_text + "".join(tokens[i] for i in row) for row in toks.tolist()])
         return adj
 
-    def _ban_copies(self, adj, req: LineRequest, toks) -> None:
-        """No token that would stretch a span copied from a training line past the guard's bound."""
-        texts = self.vocab.tokens
-        for b, row in enumerate(toks.tolist()):
-            banned = self.guard.banned(req.prefix_text + "".join(texts[i] for i in row))
-            if banned is not None:
-                adj[b, torch.from_numpy(banned).to(adj.device)] = NEG
+    def _whole(self, adj, texts: list[str]) -> None:
+        """Per row (its line so far): no token that would stretch a span copied from a training line
+        past the guard's bound; a penalty on a character that would fuse two words (风火轮 -> 廓) and on
+        ending the line inside a phrase (飞檐走)."""
+        index = self.vocab.index
+        for b, text in enumerate(texts):
+            if self.guard is not None:
+                banned = self.guard.banned(text)
+                if banned is not None:
+                    adj[b, torch.from_numpy(banned).to(adj.device)] = NEG
+            if self.words is not None and text:
+                fusing = [index[c] for c in self.words.fusing_next(text) if c in index]
+                if fusing:
+                    adj[b, fusing] -= FUSED_PENALTY
+                if torch.isfinite(adj[b, self.lb]) and self.words.dangling(text):
+                    adj[b, self.lb] -= DANGLING_PENALTY
 
     def _ban_repeated_bigrams(self, adj, toks, last) -> None:
         """No token may follow the line's last token if it already followed it in this line."""

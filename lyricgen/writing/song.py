@@ -89,8 +89,9 @@ class SongWriter:
 
     def __init__(self, predictor, vocab, habits, originality=None):
         self.predictor, self.vocab, self.habits, self.originality = predictor, vocab, habits, originality
-        self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens))
         self.words = shared_words()
+        self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens),
+                                 self.words)
         self.memory = PhraseMemory(0)  # the phrases of the songs written before (remember() sizes it)
 
     def remember(self, texts: list[str], size: int) -> None:

@@ -53,6 +53,11 @@ class Words:
         for w, f in freq.items():
             if f and len(w) >= 2:
                 self.begins[w[0]] = self.begins.get(w[0], 0) + f
+        self.second: dict[str, list[str]] = {}  # character -> the characters it makes a 2-character word with
+        for w, f in freq.items():
+            if len(w) == 2 and f >= MIN_FREQ:
+                self.second.setdefault(w[0], []).append(w[1])
+        self._fusing_next = lru_cache(maxsize=65536)(self._fusing_next)
         self.fused = lru_cache(maxsize=65536)(self._fused)
         self.dangling = lru_cache(maxsize=65536)(self._dangling)
 
@@ -133,6 +138,23 @@ class Words:
         """Nats to take off a candidate line for fused words and a dangling end."""
         return FUSED_PENALTY * self.fused(line) + DANGLING_PENALTY * self.dangling(line)
 
-    def next_fuses(self, tail: str, nxt: str) -> bool:
-        """Whether writing `nxt` after the line's Han text `tail` would complete a fusion ending there."""
-        return self.fused(tail[-2 * MAX_WORD:] + nxt) and not self.fused(tail[-2 * MAX_WORD:])
+    def fusing_next(self, tail: str) -> tuple[str, ...]:
+        """The characters that, written after `tail` (the line so far), would fuse a word ending on its
+        last character with a two-character word beginning there (风火轮 -> 廓): what the line search
+        penalises as it goes; the whole line is checked again when it is done (fused)."""
+        run = _HAN_RUN.findall(tail[-MAX_WORD:])
+        return self._fusing_next(run[-1]) if run and tail.endswith(run[-1]) else ()
+
+    def _fusing_next(self, run: str) -> tuple[str, ...]:
+        last = run[-1]
+        heads = [run[-m:] for m in range(2, len(run) + 1) if self.word(run[-m:])]  # words ending on it
+        if not heads:
+            return ()
+        out = []
+        for c in self.second.get(last, ()):
+            for a in heads:  # a word holding a + c (or a prefix of one) makes it no fusion
+                if self.freq.get(a + c) is None and (self.freq.get(c, 0) < ORPHAN_FREQ
+                                                     or self.freq.get(a[:-1], 0) < ORPHAN_FREQ):
+                    out.append(c)
+                    break
+        return tuple(out)
