@@ -38,11 +38,13 @@ def test_the_dictionary_segmentation_prefers_frequent_words(words):
 
 def test_the_copy_guard_bans_the_token_that_would_stretch_a_training_span():
     line = "春风吹过小河边的老树"  # made up
-    tokens = ["<pad>", "<unk>", "\n"] + sorted(set(line + "雨"))
+    tokens = ["<unk>", "\n", " "] + sorted(set(line + "雨"))
     guard = CopyGuard.of(Originality.fit([line]), tokens, bound=6)
     banned = guard.banned("我说春风吹过小河")  # its last 6 characters are a training span
     assert banned is not None and [tokens[i] for i in banned.nonzero()[0]] == ["边"]
     assert guard.banned("春风吹过小雨") is None  # not a training span: nothing to stretch
+    spaced = CopyGuard.of(Originality.fit(["春风吹过小河 边的老树"]), tokens, bound=6)
+    assert [tokens[i] for i in spaced.banned("春风吹过小河").nonzero()[0]] == [" "]  # a space copies too
     assert guard.banned("风吹过") is None  # shorter than the bound
 
 

@@ -23,7 +23,7 @@ from ..text.tokenizer import normalize_line
 
 COPY_BOUND = 6  # characters a line may share with a training line (see above)
 PHRASE = 4  # characters in a stock phrase
-STOCK_PENALTY = 1.5  # nats off a candidate line per earlier song holding one of its phrases
+STOCK_PENALTY = 3.0  # nats off a candidate line per earlier song holding one of its phrases
 MAX_SONGS = 3  # a phrase already in this many remembered songs is not written again, if avoidable
 MASK64 = (1 << 64) - 1
 
@@ -32,7 +32,7 @@ class CopyGuard:
     def __init__(self, originality, token_texts: list[str], bound: int = COPY_BOUND):
         self.bound = bound
         self.spans = originality.span_hashes
-        texts = [t if i >= 3 else "" for i, t in enumerate(token_texts)]  # structure tokens copy nothing
+        texts = [t if i >= 2 else "" for i, t in enumerate(token_texts)]  # "<unk>" and "\n" copy nothing; " " does
         self.hashes = np.array([poly_hash(t) & MASK64 for t in texts], dtype=np.uint64)  # (V,)
         self.shift = np.array([pow(P, len(t), 1 << 64) for t in texts], dtype=np.uint64)  # P^len(token)
         self.empty = np.array([not t for t in texts])
