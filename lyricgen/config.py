@@ -257,6 +257,9 @@ class SongConfig(Config):
                                     "word); its rhyme starts the first rhyme group", metavar="TEXT")
     line_candidates: int = option(32, "candidate lines searched per line: sampled, or the beam width when greedy",
                                   low=1, high=512)
+    phrase_memory: int = option(0, "songs remembered by this writer (process, server): a new song avoids the "
+                                "4-character phrases of the last N (0: none, so a request alone decides its song; "
+                                "`lyricgen report` uses 64)", low=0, high=100_000)
     plain: bool = option(False, "write token by token, the model's plain continuation, without line lengths, "
                          "rhyme or form (the default writes line by line to the corpus's habits)")
 
@@ -317,7 +320,7 @@ class GenerateConfig(Config):
 REPORT_MODES = ("both", "greedy", "sampled")
 # The SongConfig options `lyricgen report` takes, for both modes (one start word per song: no
 # acrostic or first line; no --plain, since the report measures songs).
-REPORT_SONG_OPTIONS = ("rhyme", "rhyme_class", "line_chars", "form", "line_candidates")
+REPORT_SONG_OPTIONS = ("rhyme", "rhyme_class", "line_chars", "form", "line_candidates", "phrase_memory")
 
 
 @dataclass

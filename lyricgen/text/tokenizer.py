@@ -65,6 +65,14 @@ def segment(text: str) -> list[str]:
     return tokens
 
 
+def word_frequencies() -> tuple[dict, int]:
+    """jieba's dictionary as (word -> frequency, total); a word's every prefix is in it too, with
+    frequency 0. Read, never changed (writing/words.py checks generated lines against it)."""
+    dt = _segmenter().dt
+    dt.check_initialized()
+    return dt.FREQ, dt.total
+
+
 def tokenize_line(line: str) -> list[str]:
     """Tokens of one lyric line, without the line break."""
     return segment(normalize_line(line))

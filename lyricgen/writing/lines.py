@@ -8,7 +8,10 @@ would run past the maximum is banned; with an n-gram, ending a line after a toke
 one in the corpus (mid-word: "快使用双 / 棍") is penalised; a row left with no allowed token dies.
 Within a line no token bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
 ("让让让"; twice is how lyrics reduplicate: 慢慢); the sampling options act as in plain generation
-(sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>"). Sampling draws K rows; greedy is a
+(sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>").
+With the checkpoint's originality hashes no token may stretch a span of a training line past
+phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character that would fuse two
+words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. Sampling draws K rows; greedy is a
 beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
 so it returns the most probable lines that meet the constraints, deterministically.
 
@@ -24,6 +27,7 @@ import torch
 from ..config import SamplingConfig
 from ..fitted.habits import count_chars
 from .sampling import Ngrams, choose_next, constrain
+from .words import DANGLING_PENALTY, FUSED_PENALTY
 
 NEG = float("-inf")
 # A line should end after a whole word: ending it (or filling it to its maximum) with a token that
@@ -42,6 +46,7 @@ class LineRequest:
     prefix_chars: int = 0  # characters already in the line (the start word)
     prefix_class: int = -1  # the rhyme class the prefix ends on
     prefix_tokens: int = 0
+    prefix_text: str = ""  # the prefix as written (the copy guard reads the line's text)
     min_tokens: int = 1  # tokens per line, the prefix's included (StructureConfig's line bounds)
     max_tokens: int = 10**9
 
@@ -51,6 +56,7 @@ class Line:
     ids: list[int]  # the line's tokens, without the line break
     score: float  # mean log-probability per token under the model, the line break included
     logp: float = 0.0  # their sum
+    n: int = 1  # the tokens scored
 
 
 @dataclass
@@ -65,8 +71,10 @@ class SongContext:
 
 
 class LineSearch:
-    def __init__(self, predictor, vocab, token_classes: list[int]):
+    def __init__(self, predictor, vocab, token_classes: list[int], guard=None, words=None):
         self.predictor = predictor
+        self.guard = guard  # phrases.CopyGuard: no span of a training line longer than its bound
+        self.words = words  # words.Words: no fused words, no line ending inside a phrase
         self.vocab = vocab
         device = predictor.device
         self.V = len(vocab)
@@ -165,7 +173,27 @@ class LineSearch:
         adj[:, self.lb] = lb
         if ctx.phrases and t:
             self._ban_phrases(adj, ctx, toks)
+        if self.guard is not None or self.words is not None:
+            tokens = self.vocab.tokens
+            self._whole(adj, [req.prefix_text + "".join(tokens[i] for i in row) for row in toks.tolist()])
         return adj
+
+    def _whole(self, adj, texts: list[str]) -> None:
+        """Per row (its line so far): no token that would stretch a span copied from a training line
+        past the guard's bound; a penalty on a character that would fuse two words (风火轮 -> 廓) and on
+        ending the line inside a phrase (飞檐走)."""
+        index = self.vocab.index
+        for b, text in enumerate(texts):
+            if self.guard is not None:
+                banned = self.guard.banned(text)
+                if banned is not None:
+                    adj[b, torch.from_numpy(banned).to(adj.device)] = NEG
+            if self.words is not None and text:
+                fusing = [index[c] for c in self.words.fusing_next(text) if c in index]
+                if fusing:
+                    adj[b, fusing] -= FUSED_PENALTY
+                if torch.isfinite(adj[b, self.lb]) and self.words.dangling(text):
+                    adj[b, self.lb] -= DANGLING_PENALTY
 
     def _ban_repeated_bigrams(self, adj, toks, last) -> None:
         """No token may follow the line's last token if it already followed it in this line."""
@@ -225,7 +253,7 @@ class LineSearch:
             ended = nxt == self.lb
             for b in ended.nonzero().flatten().tolist():
                 n = int(ntok[b]) - req.prefix_tokens
-                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b])))
+                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b]), n))
             keep = (~ended).nonzero().flatten()
             if not len(keep):
                 break
@@ -254,7 +282,7 @@ class LineSearch:
             for b in ends:  # a finished line: kept aside, no longer a beam
                 n = int(ntok[b]) + 1 - req.prefix_tokens
                 t = float(total[b] + logp[b, self.lb])
-                done.append(Line(toks[b].tolist(), t / n, t))
+                done.append(Line(toks[b].tolist(), t / n, t, n))
             adj[:, self.lb] = NEG
             cand = (search.unsqueeze(1) + adj).flatten()  # (B * V,)
             width = min(k, int(torch.isfinite(cand).sum()))

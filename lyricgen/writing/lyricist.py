@@ -166,6 +166,7 @@ class Lyricist:
             lines = self.songs.write(request.start, request.prompt_ids, alone, request.structure, song)
             s = yield from (lines if one else mapped(lines, lambda piece: ""))
             results.append((s.text, s.score, s.tokens))
+        self.songs.remember([text for text, _, _ in results], song.phrase_memory)  # after: seeds stay alike
         return results
 
 

@@ -19,6 +19,9 @@ Figures, per set of songs (each written from one start word):
     span8_lines     share of lines sharing a span of 8 characters with a training line
     longest_copy    the longest span (characters) any line shares with a training line
     distinct_2      distinct character bigrams / character bigrams inside lines, averaged over songs
+    fused_lines     share of lines with two words fused on a shared character (风火轮廓, words.py)
+    dangling_lines  share of lines that end inside a phrase (飞檐走, 尝一; words.py)
+    phrase_songs    the largest share of songs that hold one 4-character phrase (top_phrase: which)
     loop_songs      songs with a line repeated three times in a row (a repeated chorus is a section
                     after a blank line, so it never counts)
 
@@ -27,14 +30,20 @@ The reference lines are cut into songs where they have blank lines, else into so
 import math
 import random
 import time
+from collections import Counter
 
 from ..config import RHYME_LINKS, SAMPLE_PRESET
 from ..fitted.habits import FRAGMENT_CHARS, count_chars
 from ..text.rhyme import adjacent_rhyme_rate, rhyme_id
 from ..text.tokenizer import normalize_line
 from .loops import repeats_a_line
+from .phrases import phrases_of
 from .song import COPY_SPAN
+from .words import shared_words
 
+# The songs of a report are written one after another like a session's: each avoids the stock phrases
+# of the songs before it (song.py's PhraseMemory), unless the options say otherwise
+REPORT_MEMORY = 64
 FLOOR_DRAWS = 200  # samples drawn from the corpus's distribution to estimate the distance's floor
 
 
@@ -133,12 +142,24 @@ def song_figures(songs: list[list[str]], habits, originality=None, scheme: str =
         "fragments": sum(n <= FRAGMENT_CHARS for n in chars) / len(chars),
         "distinct_2": sum(distinct_2(song) for song in songs) / len(songs),
         "loop_songs": sum(repeats_a_line("\n".join(song)) for song in songs),
+        **word_figures(lines, songs),
     }
     if originality is not None:
         spans = [originality.longest_copy(x) for x in lines]
         figures.update(copied_lines=sum(map(originality.is_training_line, lines)) / len(lines),
                        span8_lines=sum(s >= COPY_SPAN for s in spans) / len(lines), longest_copy=max(spans))
     return figures
+
+
+def word_figures(lines: list[str], songs: list[list[str]]) -> dict:
+    """Whole words (words.py) and stock phrases: the share of lines with fused words or a dangling
+    end, and the largest share of songs holding one 4-character phrase (with that phrase)."""
+    words = shared_words()
+    held = Counter(g for song in songs for g in phrases_of("\n".join(song)))
+    phrase, n = max(held.items(), key=lambda kv: (kv[1], kv[0]), default=("", 0))
+    return {"fused_lines": sum(map(words.fused, lines)) / len(lines),
+            "dangling_lines": sum(map(words.dangling, lines)) / len(lines),
+            "phrase_songs": n / len(songs), "top_phrase": phrase}
 
 
 def distinct_2(song: list[str]) -> float:
@@ -166,7 +187,7 @@ def song_report(writer, words: list[str], lines: int = 8, reference: list[str] |
                 options: dict | None = None, modes=("greedy", "sampled")) -> dict:
     """Songs from every word, for each mode ("greedy": the defaults; "sampled": the --sample preset
     with seed i for word i), measured; `options` are generation options for both (e.g. rhyme)."""
-    options = dict(options or {})
+    options = {"phrase_memory": REPORT_MEMORY, **(options or {})}
     scheme = options.get("rhyme", "auto")
     report = {"words": list(words), "lines": lines, "options": options, "corpus": corpus_figures(writer.habits)}
     for mode in modes:
@@ -194,6 +215,9 @@ ROWS = [("rhyme_rate", "adjacent lines that rhyme", "{:.2f}"), ("scheme_rate", "
         ("copied_lines", "copied lines (training lines)", "{:.1%}"),
         ("span8_lines", "lines sharing 8 characters with training", "{:.1%}"),
         ("longest_copy", "longest copied span (characters)", "{}"), ("distinct_2", "distinct-2 (per song)", "{:.2f}"),
+        ("fused_lines", "lines with fused words (words.py)", "{:.1%}"),
+        ("dangling_lines", "lines ending inside a phrase", "{:.1%}"),
+        ("phrase_songs", "most songs holding one 4-char phrase", "{:.1%}"),
         ("loop_songs", "songs with a line 3x in a row", "{}"), ("seconds_per_song", "seconds per song", "{:.2f}")]
 
 

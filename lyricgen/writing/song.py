@@ -2,9 +2,12 @@
 with; the line search (lines.py) offers candidates; the best one that is original is chosen and fed
 to the model, so the next line continues from it.
 
+The search never stretches a span of a training line past COPY_BOUND characters (phrases.py). Its
+candidates are ranked by the model's log-probability per token less two penalties: for fused words or
+a dangling end (words.py), and for the phrases of the songs written before (phrases.PhraseMemory).
 A candidate line is passed over when it repeats an earlier line of the song, loops inside itself,
-shares a phrase of SONG_SPAN characters with an earlier line, or copies the corpus (a training line,
-or a span of COPY_SPAN characters of one). When no candidate is left, the search widens (more
+shares a phrase of SONG_SPAN characters with an earlier line, copies the corpus (a training line, or
+a span of more than COPY_BOUND characters of one), or holds a phrase already in MAX_SONGS earlier songs. When no candidate is left, the search widens (more
 candidates, up to WIDEN times); when even that finds none, the line gives up those preferences,
 then its rhyme, then its length window, in that order. --no-copy never gives up on training lines.
 
@@ -30,9 +33,11 @@ from ..text.tokenizer import normalize_line
 from .form import plan_song, sections_of
 from .lines import LineRequest, LineSearch, SongContext
 from .loops import repeats_a_phrase
+from .phrases import COPY_BOUND, CopyGuard, PhraseMemory
 from .sampling import make_generator
+from .words import shared_words
 
-COPY_SPAN = 8  # a line sharing this many characters with a training line is a copy
+COPY_SPAN = 8  # a line sharing this many characters with a training line is a copy (report.py's span8_lines)
 SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
 WIDEN = 4  # the search widens to this many times the candidates before giving anything up
 MAX_CANDIDATES = 512
@@ -84,7 +89,17 @@ class SongWriter:
 
     def __init__(self, predictor, vocab, habits, originality=None):
         self.predictor, self.vocab, self.habits, self.originality = predictor, vocab, habits, originality
-        self.search = LineSearch(predictor, vocab, habits.token_classes)
+        self.words = shared_words()
+        self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens),
+                                 self.words)
+        self.memory = PhraseMemory(0)  # the phrases of the songs written before (remember() sizes it)
+
+    def remember(self, texts: list[str], size: int) -> None:
+        """The songs of a request, written: their phrases are avoided by the next `size` songs' worth."""
+        if self.memory.songs.maxlen != size:
+            self.memory = PhraseMemory(size)
+        for text in texts:
+            self.memory.add(text)
 
     def check(self, start: str, song) -> None:
         """Options that need the vocabulary: every acrostic character must be one it can write."""
@@ -167,7 +182,7 @@ class SongWriter:
             rhyme = draft.classes[p.rhyme_with]
         req = LineRequest(low=p.low, high=p.high, rhyme=rhyme, first_char=None if i == 0 else p.first_char,
                           prefix_chars=count_chars(head), prefix_class=self._class_of(prefix_ids),
-                          prefix_tokens=len(prefix_ids), min_tokens=structure.min_line_tokens,
+                          prefix_tokens=len(prefix_ids), prefix_text=head, min_tokens=structure.min_line_tokens,
                           max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)))
         if req.prefix_chars >= req.high:  # the start word is a whole line already
             req.low = req.high = req.prefix_chars
@@ -191,7 +206,7 @@ class SongWriter:
                 searches.append(self._fallback(sampling, draft.history, wide))
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
-                found = [(head + self.vocab.decode(line.ids), line) for line in lines]
+                found = self._ranked(head, lines)
                 for text, line in found:
                     if self._acceptable(text, earlier, True, structure.no_copy):
                         return line.ids, text, line.logp
@@ -199,6 +214,14 @@ class SongWriter:
                 if self._acceptable(text, earlier, False, structure.no_copy):
                     return line.ids, text, line.logp
         return None
+
+    def _ranked(self, head: str, lines) -> list:
+        """(text, line) best first: the model's mean log-probability, less the whole-word penalty
+        (words.py) and the stock-phrase penalty (phrases.py), per token. Ties keep the search's order."""
+        found = [(head + self.vocab.decode(line.ids), line) for line in lines]
+        penalty = [self.words.penalty(text) + self.memory.penalty(text) for text, _ in found]
+        order = sorted(range(len(found)), key=lambda j: -(found[j][1].logp - penalty[j]) / found[j][1].n)
+        return [found[j] for j in order]
 
     @staticmethod
     def _fallback(sampling, history: list[int], width: int):
@@ -223,9 +246,9 @@ class SongWriter:
             return False
         if any(shares_span(line, e, SONG_SPAN) for e in earlier):
             return False
-        if orig is not None and (orig.is_training_line(line) or orig.longest_copy(line) >= COPY_SPAN):
+        if orig is not None and (orig.is_training_line(line) or orig.longest_copy(line) > COPY_BOUND):
             return False
-        return True
+        return not self.memory.stock(line)
 
     def _class_of(self, ids: list[int]) -> int:
         """The rhyme class a token sequence ends on (its last token with one), from the table."""
