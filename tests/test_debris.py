@@ -194,3 +194,12 @@ def test_a_trained_model_does_not_write_a_credited_name(cli, tmp_path):
     assert next_token("我和陈一", None) == "舟"  # what the model learnt
     assert next_token("我和陈一", ckpt.side.credits.ban(vocab.tokens)) != "舟"
     assert next_token("我和陈一", ckpt.side.credits.ban(vocab.tokens, user_text="陈一舟")) == "舟"
+    # and songs, through the Lyricist as `lyricgen generate` writes them: never the name, unless asked
+    from lyricgen.writing.lyricist import Lyricist
+
+    writer = Lyricist.load(tmp_path / "run" / "last.pt")
+    songs = [c.text for w in ("我和陈一", "海风") for c in writer.generate(w, lines=6, num_samples=4, seed=1,
+                                                                          temperature=1.0)]
+    assert all("陈一舟" not in s for s in songs)
+    assert any("陈一舟" in c.text for c in writer.generate("我和陈一舟", lines=6, num_samples=8, seed=1,
+                                                          temperature=1.0))

@@ -68,6 +68,7 @@ class SongContext:
     phrases: dict = field(default_factory=dict)  # 1- or 2-token prefix -> tokens ending a phrase of an earlier line
     logp: torch.Tensor | None = None  # (1, V): the model's log-probabilities after the song so far
     state: object = None  # and its state (one row)
+    names: object = None  # fitted/credits.NameBan: credited names the line may not complete
 
 
 class LineSearch:
@@ -134,7 +135,11 @@ class LineSearch:
                 seen.scatter_(1, toks, True)
                 seen[:, self.structure] = False
         ngrams = [ctx.ngrams] * B if ctx.ngrams is not None else None  # the song's n-grams, continued into each row
-        adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, toks.tolist() if ngrams else None)
+        banned = None
+        if ctx.names:  # the line so far, each row: a credited name is never completed
+            tokens = self.vocab.tokens
+            banned = [ctx.names.banned(req.prefix_text + "".join(tokens[i] for i in row)) for row in toks.tolist()]
+        adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, toks.tolist() if ngrams else None, banned)
         if t == 0 and req.prefix_tokens == 0:  # the line's first token
             if self.space >= 0:
                 adj[:, self.space] = NEG

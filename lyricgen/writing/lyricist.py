@@ -44,10 +44,11 @@ class Candidate:
 
 
 class Lyricist:
-    def __init__(self, model, vocab, originality=None, habits: Habits | None = None, mixture=None):
+    def __init__(self, model, vocab, originality=None, habits: Habits | None = None, mixture=None, credits=None):
         self.model = model
         self.vocab = vocab
         self.originality = originality
+        self.credits = credits  # fitted/credits.py: names from the corpus's credit lines, never written
         self.predictor = Predictor(model, mixture)  # what generation samples from: the network mixed with the n-gram
         self._habits = habits
         self._songs = None
@@ -62,7 +63,7 @@ class Lyricist:
     @property
     def songs(self) -> SongWriter:
         if self._songs is None:
-            self._songs = SongWriter(self.predictor, self.vocab, self.habits, self.originality)
+            self._songs = SongWriter(self.predictor, self.vocab, self.habits, self.originality, self.credits)
         return self._songs
 
     @classmethod
@@ -70,7 +71,7 @@ class Lyricist:
         """Everything comes from the checkpoint; no corpus is read."""
         ckpt = load_checkpoint(path)
         model = ckpt.build_model().to(torch.device(device)).eval()
-        return cls(model, ckpt.vocab, ckpt.side.originality, ckpt.side.habits, ckpt.side.mixture)
+        return cls(model, ckpt.vocab, ckpt.side.originality, ckpt.side.habits, ckpt.side.mixture, ckpt.side.credits)
 
     def prompt(self, start: str) -> tuple[list[int], list[str]]:
         """Ids for the start word, and the characters left out because the model never saw them."""

@@ -87,8 +87,9 @@ class Draft:
 class SongWriter:
     """Writes songs from a Predictor, a vocabulary, the corpus's habits and its originality hashes."""
 
-    def __init__(self, predictor, vocab, habits, originality=None):
+    def __init__(self, predictor, vocab, habits, originality=None, credits=None):
         self.predictor, self.vocab, self.habits, self.originality = predictor, vocab, habits, originality
+        self.credits = credits  # names of the corpus's credit lines: never written unless the user did
         self.words = shared_words()
         self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens),
                                  self.words)
@@ -190,6 +191,8 @@ class SongWriter:
             return None
         earlier = [normalize_line(x) for x in draft.lines]
         ctx: SongContext = self.search.context(draft.history, sampling, draft.line_ids, draft.logp, draft.state)
+        if self.credits is not None:
+            ctx.names = self.credits.ban(self.vocab.tokens, draft.head)
         k = song.line_candidates
         wide = min(k * WIDEN, MAX_CANDIDATES)
         relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
