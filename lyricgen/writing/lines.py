@@ -44,6 +44,7 @@ class LineRequest:
     prefix_tokens: int = 0
     min_tokens: int = 1  # tokens per line, the prefix's included (StructureConfig's line bounds)
     max_tokens: int = 10**9
+    bias: object = None  # theme.py's KeywordBias: toks (B, t) -> (B, V) bonus toward the line's keyword
 
 
 @dataclass
@@ -127,6 +128,8 @@ class LineSearch:
                 seen[:, self.structure] = False
         ngrams = [ctx.ngrams] * B if ctx.ngrams is not None else None  # the song's n-grams, continued into each row
         adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, toks.tolist() if ngrams else None)
+        if req.bias is not None:
+            adj = adj + req.bias(toks)
         if t == 0 and req.prefix_tokens == 0:  # the line's first token
             if self.space >= 0:
                 adj[:, self.space] = NEG

@@ -31,6 +31,7 @@ from .form import plan_song, sections_of
 from .lines import LineRequest, LineSearch, SongContext
 from .loops import repeats_a_phrase
 from .sampling import make_generator
+from .theme import keyword_bias, rank, song_theme
 
 COPY_SPAN = 8  # a line sharing this many characters with a training line is a copy
 SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
@@ -108,7 +109,8 @@ class SongWriter:
         sections = sections_of(song.form, structure.lines, self.habits, song.acrostic, open_lines)
         rhyme_class = parse_class(song.rhyme_class) if song.rhyme_class else -1
         line_chars = parse_line_chars(song.line_chars) if song.line_chars else None
-        return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng)
+        return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng,
+                         song_theme(start, song, self.vocab))
 
     @torch.no_grad()
     def write(self, start: str, prompt_ids: list[int], sampling, structure, song):
@@ -168,7 +170,8 @@ class SongWriter:
         req = LineRequest(low=p.low, high=p.high, rhyme=rhyme, first_char=None if i == 0 else p.first_char,
                           prefix_chars=count_chars(head), prefix_class=self._class_of(prefix_ids),
                           prefix_tokens=len(prefix_ids), min_tokens=structure.min_line_tokens,
-                          max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)))
+                          max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)),
+                          bias=keyword_bias(p.keyword, self.vocab.tokens, self.predictor.device))
         if req.prefix_chars >= req.high:  # the start word is a whole line already
             req.low = req.high = req.prefix_chars
         if budget < 2 and not prefix_ids:
@@ -191,7 +194,7 @@ class SongWriter:
                 searches.append(self._fallback(sampling, draft.history, wide))
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
-                found = [(head + self.vocab.decode(line.ids), line) for line in lines]
+                found = rank([(head + self.vocab.decode(line.ids), line) for line in lines], p.theme, earlier)
                 for text, line in found:
                     if self._acceptable(text, earlier, True, structure.no_copy):
                         return line.ids, text, line.logp
