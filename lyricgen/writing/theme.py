@@ -97,28 +97,31 @@ def line_vector(line: str, vectors):
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
-def fit(line: str, theme: Theme, before: list[str] = ()) -> float:
-    """Cosine of the line's vector with the theme's, the lines before mixed in at BEFORE_WEIGHT (0
-    when no word of the line has a vector)."""
+def target(theme: Theme, before: list[str] = ()):
+    """The unit vector lines are fitted to: the theme's, the lines before mixed in at BEFORE_WEIGHT."""
     import numpy as np
 
-    v = line_vector(line, theme.vectors)
-    if v is None:
-        return 0.0
-    target = theme.vector
     prev = [u for u in (line_vector(b, theme.vectors) for b in before if b) if u is not None]
-    if prev:
-        target = target + BEFORE_WEIGHT * np.mean(prev, axis=0)
-        target = target / max(float(np.linalg.norm(target)), 1e-12)
-    return float(v @ target)
+    if not prev:
+        return theme.vector
+    mixed = theme.vector + BEFORE_WEIGHT * np.mean(prev, axis=0)
+    return mixed / max(float(np.linalg.norm(mixed)), 1e-12)
+
+
+def fit(line: str, theme: Theme, before: list[str] = (), to=None) -> float:
+    """Cosine of the line's vector with target(theme, before) (or `to`, that target already made);
+    0 when no word of the line has a vector."""
+    v = line_vector(line, theme.vectors)
+    return 0.0 if v is None else float(v @ (to if to is not None else target(theme, before)))
 
 
 def rank(found: list, theme: Theme | None, earlier: list[str]) -> list:
-    """(text, line) pairs best first by the line's mean log-probability + FIT_WEIGHT * fit; as
-    they were when there is no theme."""
+    """(text, line) pairs best first by the line's mean log-probability + FIT_WEIGHT * its fit to the
+    theme and the two lines before; as they were when there is no theme."""
     if theme is None:
         return found
-    return sorted(found, key=lambda pair: -(pair[1].score + FIT_WEIGHT * fit(pair[0], theme, earlier[-2:])))
+    to = target(theme, earlier[-2:])
+    return sorted(found, key=lambda pair: -(pair[1].score + FIT_WEIGHT * fit(pair[0], theme, to=to)))
 
 
 class KeywordBias:
