@@ -205,6 +205,7 @@ SECTIONS = {"verse": "verse", "主歌": "verse", "prechorus": "prechorus", "pre"
 REPEATED = "chorus"
 MAX_SECTION_LINES = 64
 MAX_LINE_CHARS = 64
+MAX_KEYWORDS, MAX_KEYWORD_CHARS = 32, 8
 
 
 def parse_form(text: str) -> list[tuple[str, int | None]]:
@@ -255,6 +256,10 @@ class SongConfig(Config):
                                   "begins with the first)", metavar="TEXT")
     first_line: str | None = option(None, "the song's first line as you wrote it (it begins with the start "
                                     "word); its rhyme starts the first rhyme group", metavar="TEXT")
+    theme: str | None = option(None, "a subject the song holds to: its words and their neighbours in modern Chinese "
+                               "word vectors are written into about half the lines (extra `theme`)", metavar="TEXT")
+    keywords: str | None = option(None, "words the lines carry, comma-separated (their theme: --theme, else the "
+                                  "start word)", metavar="W1,W2")
     line_candidates: int = option(32, "candidate lines searched per line: sampled, or the beam width when greedy",
                                   low=1, high=512)
     phrase_memory: int = option(0, "songs remembered by this writer (process, server): a new song avoids the "
@@ -279,6 +284,16 @@ class SongConfig(Config):
                 raise OptionError(f"{name} is empty")
         if self.acrostic is not None and any(ch.isspace() for ch in self.acrostic.strip()):
             raise OptionError("acrostic must be characters without spaces")
+        if self.theme is not None and not self.theme.strip():
+            raise OptionError("theme is empty")
+        if self.keywords is not None:
+            words = [w for w in re.split(r"[\s,，、]+", self.keywords) if w]
+            if not words:
+                raise OptionError("keywords is empty: give words separated by commas, e.g. 月色,夜空")
+            if len(words) > MAX_KEYWORDS or any(len(w) > MAX_KEYWORD_CHARS for w in words):
+                raise OptionError(f"keywords: at most {MAX_KEYWORDS} words of at most {MAX_KEYWORD_CHARS} characters")
+        if self.plain and (self.theme is not None or self.keywords is not None):
+            raise OptionError("theme and keywords need a song written line by line, not --plain")
 
 
 GENERATION_CONFIGS = (SamplingConfig, StructureConfig, SongConfig)

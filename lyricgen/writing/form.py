@@ -5,6 +5,7 @@
     --rhyme auto|AABB|ABAB|AAAA|none               which lines rhyme (auto: the corpus's habit)
     --line-chars 6-10                              characters per line (default: the corpus's spread)
     --acrostic 春夏秋冬                             藏头: line i starts with the i-th character
+    --theme TEXT --keywords W1,W2                  a subject: about half the lines carry a keyword (theme.py)
 
 The option parsers (parse_form, parse_line_chars) live beside the config they check (config.py).
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from ..config import MAX_LINE_CHARS, REPEATED, RHYME_LINKS, parse_form
 from ..errors import OptionError
+from . import theme as themes
 
 LENGTH_SLACK = 0  # a line may end this many characters either side of its drawn length
 
@@ -28,6 +30,8 @@ class LinePlan:
     high: int = MAX_LINE_CHARS  # ... and never runs past this many
     hard_low: int = 1  # the bounds the window may widen to when nothing fits it
     hard_high: int = MAX_LINE_CHARS
+    keyword: str | None = None  # a word of the theme the line is written toward (writing/theme.py)
+    theme: object = None  # the song's Theme, by which its candidates are ranked (None: no theme)
 
 
 def sections_of(form: str | None, lines: int, habits, acrostic: str | None, open_lines: int = 16
@@ -61,8 +65,9 @@ def sections_of(form: str | None, lines: int, habits, acrostic: str | None, open
 
 
 def plan_song(sections: list[tuple[str, int]], scheme: str, rhyme_class: int, line_chars: tuple[int, int] | None,
-              acrostic: str | None, habits, rng: random.Random) -> list[LinePlan]:
-    """Every line's plan, section by section."""
+              acrostic: str | None, habits, rng: random.Random, theme=None) -> list[LinePlan]:
+    """Every line's plan, section by section; with a theme (writing/theme.py), the keywords its lines
+    carry (drawn after everything else, so a song without one is planned exactly as before)."""
     plan: list[LinePlan] = []
     chorus_at = None  # where the first chorus's lines start
     for s, (name, count) in enumerate(sections):
@@ -82,6 +87,10 @@ def plan_song(sections: list[tuple[str, int]], scheme: str, rhyme_class: int, li
     if acrostic:
         for p, ch in zip((p for p in plan if p.repeat_of is None), acrostic):
             p.first_char = ch
+    if theme is not None:
+        written = [p for p in plan if p.repeat_of is None]
+        for p, word in zip(written, themes.plan(theme.words, len(written), rng)):
+            p.keyword, p.theme = word, theme
     return plan
 
 

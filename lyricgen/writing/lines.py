@@ -49,6 +49,7 @@ class LineRequest:
     prefix_text: str = ""  # the prefix as written (the copy guard reads the line's text)
     min_tokens: int = 1  # tokens per line, the prefix's included (StructureConfig's line bounds)
     max_tokens: int = 10**9
+    bias: object = None  # theme.py's KeywordBias: toks (B, t) -> (B, V) bonus toward the line's keyword
 
 
 @dataclass
@@ -140,6 +141,8 @@ class LineSearch:
             tokens = self.vocab.tokens
             banned = [ctx.names.banned(req.prefix_text + "".join(tokens[i] for i in row)) for row in toks.tolist()]
         adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, toks.tolist() if ngrams else None, banned)
+        if req.bias is not None:
+            adj = adj + req.bias(toks)
         if t == 0 and req.prefix_tokens == 0:  # the line's first token
             if self.space >= 0:
                 adj[:, self.space] = NEG

@@ -36,6 +36,7 @@ from .loops import repeats_a_phrase
 from .phrases import COPY_BOUND, CopyGuard, PhraseMemory
 from .sampling import make_generator
 from .words import shared_words
+from .theme import FIT_WEIGHT, fit, keyword_bias, song_theme, target
 
 COPY_SPAN = 8  # a line sharing this many characters with a training line is a copy (report.py's span8_lines)
 SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
@@ -124,7 +125,8 @@ class SongWriter:
         sections = sections_of(song.form, structure.lines, self.habits, song.acrostic, open_lines)
         rhyme_class = parse_class(song.rhyme_class) if song.rhyme_class else -1
         line_chars = parse_line_chars(song.line_chars) if song.line_chars else None
-        return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng)
+        return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng,
+                         song_theme(start, song, self.vocab))
 
     @torch.no_grad()
     def write(self, start: str, prompt_ids: list[int], sampling, structure, song):
@@ -184,7 +186,8 @@ class SongWriter:
         req = LineRequest(low=p.low, high=p.high, rhyme=rhyme, first_char=None if i == 0 else p.first_char,
                           prefix_chars=count_chars(head), prefix_class=self._class_of(prefix_ids),
                           prefix_tokens=len(prefix_ids), prefix_text=head, min_tokens=structure.min_line_tokens,
-                          max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)))
+                          max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)),
+                          bias=keyword_bias(p.keyword, self.vocab.tokens, self.predictor.device))
         if req.prefix_chars >= req.high:  # the start word is a whole line already
             req.low = req.high = req.prefix_chars
         if budget < 2 and not prefix_ids:
@@ -209,7 +212,7 @@ class SongWriter:
                 searches.append(self._fallback(sampling, draft.history, wide))
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
-                found = self._ranked(head, lines)
+                found = self._ranked(head, lines, p.theme, earlier)
                 for text, line in found:
                     if self._acceptable(text, earlier, True, structure.no_copy):
                         return line.ids, text, line.logp
@@ -218,12 +221,17 @@ class SongWriter:
                     return line.ids, text, line.logp
         return None
 
-    def _ranked(self, head: str, lines) -> list:
+    def _ranked(self, head: str, lines, theme=None, earlier: list[str] = ()) -> list:
         """(text, line) best first: the model's mean log-probability, less the whole-word penalty
-        (words.py) and the stock-phrase penalty (phrases.py), per token. Ties keep the search's order."""
+        (words.py) and the stock-phrase penalty (phrases.py), per token; with a theme, plus
+        FIT_WEIGHT times the line's fit to it and to the two lines before (theme.py). Ties keep the
+        search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
-        penalty = [self.words.penalty(text) + self.memory.penalty(text) for text, _ in found]
-        order = sorted(range(len(found)), key=lambda j: -(found[j][1].logp - penalty[j]) / found[j][1].n)
+        key = [(line.logp - self.words.penalty(text) - self.memory.penalty(text)) / line.n for text, line in found]
+        if theme is not None:
+            to = target(theme, earlier[-2:])
+            key = [k + FIT_WEIGHT * fit(text, theme, to=to) for k, (text, _) in zip(key, found)]
+        order = sorted(range(len(found)), key=lambda j: -key[j])
         return [found[j] for j in order]
 
     @staticmethod
