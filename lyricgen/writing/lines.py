@@ -136,11 +136,13 @@ class LineSearch:
                 seen.scatter_(1, toks, True)
                 seen[:, self.structure] = False
         ngrams = [ctx.ngrams] * B if ctx.ngrams is not None else None  # the song's n-grams, continued into each row
-        banned = None
-        if ctx.names:  # the line so far, each row: a credited name is never completed
+        row_ids = toks.tolist()
+        texts = None  # each row's line so far, as written: read by the name ban, the copy guard and words
+        if ctx.names or self.guard is not None or self.words is not None:
             tokens = self.vocab.tokens
-            banned = [ctx.names.banned(req.prefix_text + "".join(tokens[i] for i in row)) for row in toks.tolist()]
-        adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, toks.tolist() if ngrams else None, banned)
+            texts = [req.prefix_text + "".join(tokens[i] for i in row) for row in row_ids]
+        banned = [ctx.names.banned(text) for text in texts] if ctx.names else None  # no credited name completed
+        adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, row_ids if ngrams else None, banned)
         if req.bias is not None:
             adj = adj + req.bias(toks)
         if t == 0 and req.prefix_tokens == 0:  # the line's first token
@@ -182,8 +184,7 @@ class LineSearch:
         if ctx.phrases and t:
             self._ban_phrases(adj, ctx, toks)
         if self.guard is not None or self.words is not None:
-            tokens = self.vocab.tokens
-            self._whole(adj, [req.prefix_text + "".join(tokens[i] for i in row) for row in toks.tolist()])
+            self._whole(adj, texts)
         return adj
 
     def _whole(self, adj, texts: list[str]) -> None:
