@@ -202,7 +202,7 @@ def run(ctx: Context) -> Section:
         section.add(f"{label}: epochs", r["epochs"])
         section.add(f"{label}: training throughput", r["tokens_per_s"], "tokens/s")
         section.add(f"{label}: CPU use", r["train_cpu_s"] / r["train_wall_s"], "cores")
-        section.add(f"{label}: checkpoint size", r["checkpoint_mb"], "MB")
+        section.add(f"{label}: checkpoint size", r["checkpoint_mb"], "MiB")
     scratch, transformer, fine_tune = (next(r for r in runs[::-1] if r["name"] == n)
                                        for n in ("default", "transformer", "fine-tune"))
     for other, name, target in ((fine_tune, "fine-tune − scratch", "<= 0"),
@@ -219,7 +219,7 @@ def run(ctx: Context) -> Section:
             section.add(f"{label}: bpc-open on held-out {source}, network alone", scored["bpc_open_rnn"], "bits/char")
         section.add(f"{label}: training time (wall, set-up and saves included)", base["train_wall_s"], "s")
         section.add(f"{label}: epochs", base["epochs"])
-        section.add(f"{label}: checkpoint size", base["checkpoint_mb"], "MB")
+        section.add(f"{label}: checkpoint size", base["checkpoint_mb"], "MiB")
     label = f"quality n-gram baseline (characters, order {BASELINE_ORDER}, interpolated KN {BASELINE_DISCOUNT})"
     section.add(f"{label}: bpc-open", baseline["bpc_open"], "bits/char")
     section.add(f"{label}: token perplexity", baseline["ppl"])

@@ -71,7 +71,7 @@ class KneserNey:
 
     # -- fitting ---------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, stream, vocab_size: int, order: int = 5, discount: float | None = None) -> "KneserNey":
+    def fit(cls, stream, vocab_size: int, order: int = 5, discount: float | None = None) -> KneserNey:
         """Fit on one token stream; stream[0] is context only (e.g. a line break), the rest are targets."""
         s = torch.as_tensor(stream, dtype=_I64)
         T, V, N = s.numel(), int(vocab_size), int(order)
@@ -102,7 +102,7 @@ class KneserNey:
         discounts = [None] + [_discounts(counts[k], discount) for k in range(1, N + 1)]
         return cls(N, V, ctx_keys, keys, counts, discounts)
 
-    def widen(self, vocab_size: int) -> "KneserNey":
+    def widen(self, vocab_size: int) -> KneserNey:
         """The same counts over a vocabulary whose first V ids are this one's and which has more
         (a base model's vocabulary grown for fine-tuning, vocab.py). Keys are re-encoded with the new
         size, which keeps their order; the new ids were never counted, so they get only the uniform
@@ -262,7 +262,7 @@ class KneserNey:
                 "discounts": list(self.discounts[1:])}
 
     @classmethod
-    def from_state_dict(cls, d: dict) -> "KneserNey":
+    def from_state_dict(cls, d: dict) -> KneserNey:
         if d.get("packed"):
             ctx_keys = [torch.cumsum(k.long(), 0) for k in d["ctx_keys"]]
             keys = [torch.cumsum(k.long(), 0) for k in d["keys"]]
