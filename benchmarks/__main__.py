@@ -24,11 +24,21 @@ def parse_args(argv=None):
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of %(default)s")
     p.add_argument("--checkpoint", type=Path, help="a trained model for the generation and serving sections "
                                                    "(default: the quality section's)")
+    p.add_argument("--base", type=Path, help="a base model for the quality section's fine-tune row (default: the "
+                                             "section trains one on 全宋词 and data/open_lyrics.txt)")
+    p.add_argument("--base-budget", type=float, help="seconds of training for the base the quality section trains "
+                                                     "when no --base is given (default: 1800, 20 with --quick)")
+    p.add_argument("--keep-runs", type=Path, help="a folder to keep the quality section's runs in, to generate "
+                                                  "from them (default: a temporary folder, removed)")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         p.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    if args.base is not None and not args.base.is_file():
+        p.error(f"--base: no checkpoint at {args.base}")
+    if args.base_budget is not None and args.base_budget <= 0:
+        p.error(f"--base-budget must be positive, got {args.base_budget:g}")
     return args
 
 
@@ -50,7 +60,8 @@ def main(argv=None) -> int:
     figures, details, errors = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="lyricgen-bench-") as tmp:
         ctx = Context(corpus=args.corpus, tmp=Path(tmp), quick=args.quick, checkpoint=args.checkpoint,
-                      out=args.json.parent)
+                      out=args.json.parent, base=args.base and args.base.resolve(), base_budget=args.base_budget,
+                      keep_runs=args.keep_runs and args.keep_runs.resolve())
         for name in args.sections:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()

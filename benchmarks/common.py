@@ -54,6 +54,9 @@ class Context:
     quick: bool
     checkpoint: Path | None = None  # a trained model for the sections that need one (quality sets it)
     out: Path = ROOT / "bench-results"  # where files beside bench.json go (the serving screenshot)
+    base: Path | None = None  # a base model for the quality section's fine-tune (None: it trains one)
+    base_budget: float | None = None  # seconds for that base (None: the section's default)
+    keep_runs: Path | None = None  # where the quality section keeps its runs (None: in tmp, removed)
 
     @property
     def env(self) -> dict:

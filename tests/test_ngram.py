@@ -94,3 +94,43 @@ def test_state_dict_round_trip_is_weights_only(streams):
     st = lm.stream_states(torch.tensor(test))
     assert torch.equal(back.stream_states(torch.tensor(test)), st)
     assert torch.allclose(back.dist(st, torch.float64), lm.dist(st, torch.float64), atol=1e-6)
+
+
+def _saved(state: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def _same_tables(a: KneserNey, b: KneserNey) -> bool:
+    return all(torch.equal(x, y) for k in range(1, a.order + 1)
+               for x, y in ((a.keys[k], b.keys[k]), (a.counts[k], b.counts[k]), (a.total[k], b.total[k]),
+                            (a.gamma[k], b.gamma[k]))) and \
+        all(torch.equal(x, y) for x, y in zip(a.ctx_keys[1:], b.ctx_keys[1:]))
+
+
+def test_the_stored_tables_are_packed_losslessly_and_unpacked_ones_still_load(streams):
+    V, train, _ = streams
+    lm = KneserNey.fit(train + [0] * 400, V, 5)  # counts past 255: the run of zeros needs int16
+    packed = lm.state_dict()
+    assert packed["packed"] and {k.dtype for k in packed["keys"] + packed["ctx_keys"]} == {torch.int32}
+    assert {c.dtype for c in packed["counts"]} <= {torch.uint8, torch.int16} and \
+        max(int(c.max()) for c in packed["counts"]) > 255
+    back = KneserNey.from_state_dict(torch.load(io.BytesIO(_saved(packed)), weights_only=True))
+    assert _same_tables(back, lm)
+    # the form lyricgen wrote before packing: int64 keys, float32 counts, no "packed"
+    old = {"order": lm.order, "vocab_size": lm.V, "ctx_keys": list(lm.ctx_keys[1:]), "keys": list(lm.keys[1:]),
+           "counts": [c.float() for c in lm.counts[1:]], "discounts": list(lm.discounts[1:])}
+    assert _same_tables(KneserNey.from_state_dict(torch.load(io.BytesIO(_saved(old)), weights_only=True)), lm)
+    assert len(_saved(packed)) < 0.6 * len(_saved(old))
+
+
+def test_keys_too_far_apart_for_int32_stay_int64(streams):
+    V, train, test = streams
+    wide = KneserNey.fit(train, V, 4).widen(2 ** 40)  # key = context id * 2^40 + token
+    packed = wide.state_dict()
+    assert torch.int64 in {k.dtype for k in packed["keys"]}
+    back = KneserNey.from_state_dict(packed)
+    assert _same_tables(back, wide)
+    st = wide.stream_states(torch.tensor(test))
+    assert torch.equal(back.prob(st, torch.tensor(test[1:])), wide.prob(st, torch.tensor(test[1:])))

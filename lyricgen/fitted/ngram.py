@@ -71,7 +71,7 @@ class KneserNey:
 
     # -- fitting ---------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, stream, vocab_size: int, order: int = 5, discount: float | None = None) -> "KneserNey":
+    def fit(cls, stream, vocab_size: int, order: int = 5, discount: float | None = None) -> KneserNey:
         """Fit on one token stream; stream[0] is context only (e.g. a line break), the rest are targets."""
         s = torch.as_tensor(stream, dtype=_I64)
         T, V, N = s.numel(), int(vocab_size), int(order)
@@ -102,7 +102,7 @@ class KneserNey:
         discounts = [None] + [_discounts(counts[k], discount) for k in range(1, N + 1)]
         return cls(N, V, ctx_keys, keys, counts, discounts)
 
-    def widen(self, vocab_size: int) -> "KneserNey":
+    def widen(self, vocab_size: int) -> KneserNey:
         """The same counts over a vocabulary whose first V ids are this one's and which has more
         (a base model's vocabulary grown for fine-tuning, vocab.py). Keys are re-encoded with the new
         size, which keeps their order; the new ids were never counted, so they get only the uniform
@@ -248,13 +248,42 @@ class KneserNey:
 
     # -- storage ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Tensors and plain containers only (torch.load(weights_only=True) reads it back)."""
-        return {"order": self.order, "vocab_size": self.V,
-                "ctx_keys": list(self.ctx_keys[1:]),
-                "keys": list(self.keys[1:]), "counts": [c.float() for c in self.counts[1:]],
+        """Tensors and plain containers only (torch.load(weights_only=True) reads it back).
+
+        Packed, losslessly: the sorted keys as their differences (int32 where they fit, as they do
+        but for vocabularies past 2^31 / contexts), the counts (whole numbers) in the narrowest
+        integer type that holds them. The tables of a 7-gram of a few million characters were most
+        of a checkpoint as int64 keys and float32 counts; packed they take about half
+        (docs/tuning.md). `from_state_dict` reads both this and the unpacked form older
+        checkpoints hold."""
+        return {"order": self.order, "vocab_size": self.V, "packed": True,
+                "ctx_keys": [_pack_keys(k) for k in self.ctx_keys[1:]],
+                "keys": [_pack_keys(k) for k in self.keys[1:]], "counts": [_pack_counts(c) for c in self.counts[1:]],
                 "discounts": list(self.discounts[1:])}
 
     @classmethod
-    def from_state_dict(cls, d: dict) -> "KneserNey":
-        return cls(int(d["order"]), int(d["vocab_size"]), [None] + list(d["ctx_keys"]), [None] + list(d["keys"]),
+    def from_state_dict(cls, d: dict) -> KneserNey:
+        if d.get("packed"):
+            ctx_keys = [torch.cumsum(k.long(), 0) for k in d["ctx_keys"]]
+            keys = [torch.cumsum(k.long(), 0) for k in d["keys"]]
+        else:  # as lyricgen wrote them before packing: int64 keys, float32 counts
+            ctx_keys, keys = list(d["ctx_keys"]), list(d["keys"])
+        return cls(int(d["order"]), int(d["vocab_size"]), [None] + ctx_keys, [None] + keys,
                    [None] + [c.double() for c in d["counts"]], [None] + [x.double() for x in d["discounts"]])
+
+
+def _pack_keys(keys: torch.Tensor) -> torch.Tensor:
+    """Sorted int64 keys as their differences (the first from 0): int32 when every one fits."""
+    diffs = torch.diff(keys, prepend=keys.new_zeros(1))
+    fits = diffs.numel() == 0 or int(diffs.max()) <= torch.iinfo(torch.int32).max
+    return diffs.to(torch.int32) if fits else diffs
+
+
+def _pack_counts(counts: torch.Tensor) -> torch.Tensor:
+    """Whole-number counts (>= 1) in the narrowest of uint8, int16, int32 that holds the largest;
+    float32 (as before) past int32, where no count of a real corpus goes."""
+    top = int(counts.max()) if counts.numel() else 0
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        if top <= torch.iinfo(dtype).max:
+            return counts.to(dtype)
+    return counts.float()
