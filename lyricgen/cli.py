@@ -199,6 +199,8 @@ def print_candidates(candidates, unknown, as_json: bool) -> None:
         if len(candidates) > 1:
             print(f"--- candidate {k + 1}, score {c.score:.3f}")
         print(c.text)
+        for note in c.notes or ():
+            say(f"lyricgen: note: {note}")
         if c.copied_lines is not None:
             say(f"(copied lines {c.copied_lines:.0%}, longest copied span {c.longest_copy} characters)")
 
@@ -216,7 +218,32 @@ def cmd_generate(args) -> int:
     writer = Lyricist.load(load.checkpoint, device)
     if command.interactive:
         return interactive(writer, configs, command.json)
+    if command.alternatives_for is not None:
+        return print_alternatives(writer, args.start, configs, command)
     print_candidates(*writer.write(args.start, *configs), command.json)  # an empty start: Lyricist.request says so
+    return 0
+
+
+def print_alternatives(writer, start, configs, command) -> int:
+    """The song (its kept lines kept), then alternatives for one of its lines, best first."""
+    request = writer.request(start, *configs)
+    if request.sampling.num_samples != 1:
+        raise LyricgenError("alternatives_for writes one song: leave num_samples at 1")
+    song = writer.run(request)[0]
+    lines, k = song.lines_text(), command.alternatives_for
+    if k > len(lines):
+        raise LyricgenError(f"alternatives_for: line {k} is out of range: the song has {len(lines)} lines")
+    found = writer.alternatives(request, lines, k, command.alternatives)
+    if command.json:
+        print(json.dumps({"song": song.to_dict(), "line": k, "alternatives": [a.to_dict() for a in found]},
+                         ensure_ascii=False))
+        return 0
+    print(song.text)
+    for note in song.notes or ():
+        say(f"lyricgen: note: {note}")
+    print(f"--- alternatives for line {k} ({lines[k - 1]}):")
+    for a in found:
+        print(f"{a.text}\t{a.score:.3f}\t{a.rhyme or '-'}{'  (copies the corpus)' if a.copied else ''}")
     return 0
 
 

@@ -206,6 +206,11 @@ REPEATED = "chorus"
 MAX_SECTION_LINES = 64
 MAX_LINE_CHARS = 64
 MAX_KEYWORDS, MAX_KEYWORD_CHARS = 32, 8
+# Lines a writer fixes (--keep, the page's locks): a line is at most MAX_KEPT_CHARS characters, a song
+# asked for alternatives at most MAX_SONG_LINES lines, and one request gets at most MAX_ALTERNATIVES.
+MAX_KEPT_CHARS = 40
+MAX_SONG_LINES = 64
+MAX_ALTERNATIVES = 16
 
 
 def parse_form(text: str) -> list[tuple[str, int | None]]:
@@ -225,6 +230,31 @@ def parse_form(text: str) -> list[tuple[str, int | None]]:
             raise OptionError(f"form: {item!r} needs a line count from 1 to {MAX_SECTION_LINES} after the colon")
         sections.append((key, int(count) if count else None))
     return sections
+
+
+def parse_keep(entries: list[str] | None) -> dict[int, str]:
+    """["1:月光洒满窗台", "4:TEXT"] -> {1: "月光洒满窗台", 4: "TEXT"}: 1-based line numbers (blank lines
+    between sections not counted), each at most once, each text a line of 1..MAX_KEPT_CHARS characters."""
+    from .text.tokenizer import normalize_line
+
+    kept: dict[int, str] = {}
+    for entry in entries or ():
+        if not isinstance(entry, str):
+            raise OptionError(f"keep: each entry must be LINE:TEXT text, got {entry!r}")
+        number, colon, text = entry.partition(":")
+        if not colon or not number.strip().isdigit():
+            raise OptionError(f"keep: {entry!r} must be LINE:TEXT, e.g. 1:月光洒满窗台 (a line number, a colon, the line)")
+        k, line = int(number), normalize_line(text)
+        if not 1 <= k <= MAX_SONG_LINES:
+            raise OptionError(f"keep: line {k} is out of range: lines are numbered from 1 to {MAX_SONG_LINES}")
+        if not line:
+            raise OptionError(f"keep: line {k} is empty")
+        if len(line.replace(" ", "")) > MAX_KEPT_CHARS:
+            raise OptionError(f"keep: line {k} is too long: one line of at most {MAX_KEPT_CHARS} characters")
+        if k in kept:
+            raise OptionError(f"keep: line {k} is given twice")
+        kept[k] = line
+    return kept
 
 
 def parse_line_chars(text: str) -> tuple[int, int]:
@@ -260,6 +290,10 @@ class SongConfig(Config):
                                "word vectors are written into about half the lines (extra `theme`)", metavar="TEXT")
     keywords: str | None = option(None, "words the lines carry, comma-separated (their theme: --theme, else the "
                                   "start word)", metavar="W1,W2")
+    keep: list[str] | None = option(None, "a line you wrote, kept verbatim where you put it: LINE:TEXT (1-based, "
+                                    "blank lines between sections not counted); repeat for more lines. The other "
+                                    "lines are written around them, rhyming with them where the scheme says",
+                                    metavar="LINE:TEXT")
     line_candidates: int = option(32, "candidate lines searched per line: sampled, or the beam width when greedy",
                                   low=1, high=512)
     phrase_memory: int = option(0, "songs remembered by this writer (process, server): a new song avoids the "
@@ -294,6 +328,19 @@ class SongConfig(Config):
                 raise OptionError(f"keywords: at most {MAX_KEYWORDS} words of at most {MAX_KEYWORD_CHARS} characters")
         if self.plain and (self.theme is not None or self.keywords is not None):
             raise OptionError("theme and keywords need a song written line by line, not --plain")
+        kept = self.kept()
+        if self.plain and kept:
+            raise OptionError("keep needs a song written line by line, not --plain")
+        if self.first_line is not None and 1 in kept:
+            raise OptionError("keep: line 1 and first_line are the same line; give one of them")
+
+    def kept(self) -> dict[int, str]:
+        """The kept lines: 1-based line number -> text."""
+        return parse_keep(self.keep)
+
+    def opening(self) -> str | None:
+        """The song's first line when the writer gave it (first_line, or keep's line 1)."""
+        return self.first_line or self.kept().get(1)
 
 
 GENERATION_CONFIGS = (SamplingConfig, StructureConfig, SongConfig)
@@ -301,10 +348,11 @@ GENERATION_CONFIGS = (SamplingConfig, StructureConfig, SongConfig)
 
 def token_budget(structure: StructureConfig, song: SongConfig | None = None) -> int | None:
     """The tokens a candidate may have: --max-tokens when given; none beyond its lines for a song
-    whose number of lines is fixed (so a long form is never cut short); DEFAULT_MAX_TOKENS otherwise."""
+    whose number of lines is fixed (so a long form, or a kept last line, is never cut short);
+    DEFAULT_MAX_TOKENS otherwise."""
     if structure.max_tokens is not None:
         return structure.max_tokens
-    if song is not None and not song.plain and (structure.lines or song.form or song.acrostic):
+    if song is not None and not song.plain and (structure.lines or song.form or song.acrostic or song.keep):
         return None
     return DEFAULT_MAX_TOKENS
 
@@ -330,6 +378,10 @@ class GenerateConfig(Config):
     sample: bool = option(False, "the recommended sampling settings ("
                           + " ".join(f"{flag(k)} {v}" for k, v in SAMPLE_PRESET.items()) + ") for options not given")
     json: bool = option(False, "print a JSON list: text, score, copied_lines, longest_copy per candidate")
+    alternatives_for: int | None = option(None, "after the song, alternatives for this line of it (1-based), best "
+                                          "first, each fitting its neighbours' rhyme and length", low=1,
+                                          high=MAX_SONG_LINES, metavar="LINE")
+    alternatives: int = option(5, "how many alternatives --alternatives-for lists", low=1, high=MAX_ALTERNATIVES)
 
 
 REPORT_MODES = ("both", "greedy", "sampled")

@@ -152,7 +152,9 @@ def add_options(parser: argparse.ArgumentParser, cls, *, only: tuple[str, ...] |
             action = argparse.BooleanOptionalAction if f.default is True else "store_true"
             parser.add_argument(*names, action=action, **kwargs)
             continue
-        if meta.get("choices"):
+        if typing.get_origin(kind) is list:  # given once per item: --keep 1:TEXT --keep 4:TEXT
+            kwargs.update(action="append", type=typing.get_args(kind)[0])
+        elif meta.get("choices"):
             kwargs["choices"] = list(meta["choices"])
         else:
             kwargs["type"] = _parser_for(f.name, kind, meta) if kind in (int, float) else kind
@@ -172,6 +174,8 @@ def parse_value(cls, name: str, text: str):
     kind, optional = base_type(cls, name)
     if optional and text.lower() in ("none", "off"):
         return None
+    if typing.get_origin(kind) is list:  # one item (`:set keep 1:TEXT` keeps that line)
+        return [text]
     if kind is bool:
         word = text.lower()
         if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):

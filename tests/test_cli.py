@@ -176,7 +176,12 @@ def test_generate_json_candidates(cli, overfit_ckpt, plain):
     candidates = json.loads(out)
     assert isinstance(candidates, list) and len(candidates) == 4
     for c in candidates:
-        assert set(c) == {"text", "score", "tokens", "copied_lines", "longest_copy"}
+        song_fields = set() if plain else {"lines", "notes"}  # a song's lines: what the page shows beside each
+        assert set(c) == {"text", "score", "tokens", "copied_lines", "longest_copy", *song_fields}
+        if not plain:
+            assert [x["text"] for x in c["lines"]] == [x for x in c["text"].split("\n") if x]
+            assert all(set(x) == {"text", "section", "rhyme", "copied", "kept"} and not x["kept"] for x in c["lines"])
+            assert c["notes"] == []
         assert isinstance(c["text"], str) and c["text"].startswith("晨光")
         assert 1 <= len(c["text"].split("\n")) <= 3
         assert isinstance(c["score"], float) and c["score"] <= 0

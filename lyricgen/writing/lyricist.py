@@ -7,6 +7,13 @@
     >>> request = writer.request("月光", lines=4, stream=True)  # every option and the start word checked, once
     >>> for text in writer.stream(request):                      # stop iterating to cancel
     ...     print(text, end="", flush=True)
+    >>> song = writer.generate("月光", lines=8, keep=["1:月光洒在旧窗台", "3:你说过不会离开"])[0]
+    >>> [a.text for a in writer.alternatives(writer.request("月光", lines=8), song.lines_text(), line=2, n=5)]
+
+A writer co-writes by keeping lines (`keep`, LINE:TEXT: the others are written around them, rhyming
+with them where the scheme says) and asking for alternatives to one line of a song (`alternatives`:
+every other line is kept). `describe` gives what the page shows beside a line: its rhyme class and
+whether it copies the corpus.
 
 Generation options are the fields of SamplingConfig, StructureConfig and SongConfig (config.py),
 passed by name. By default a text is written as a song, line by line (song.py): line lengths and
@@ -22,13 +29,22 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..config import SEED_MAX, SamplingConfig, SongConfig, StructureConfig, generation_configs
-from ..errors import LyricgenError
+from ..config import (
+    MAX_ALTERNATIVES,
+    MAX_SONG_LINES,
+    SEED_MAX,
+    SamplingConfig,
+    SongConfig,
+    StructureConfig,
+    generation_configs,
+)
+from ..errors import LyricgenError, OptionError
 from ..fitted.habits import Habits
+from ..text.rhyme import rhyme_class
 from ..text.tokenizer import normalize_line
 from .generate import drain, mapped, resolve_start, write_ids
 from .predictor import Predictor
-from .song import SongWriter
+from .song import COPY_SPAN, SongWriter
 
 
 @dataclass
@@ -38,6 +54,25 @@ class Candidate:
     tokens: int
     copied_lines: float | None = None  # share of lines found verbatim in the training corpus
     longest_copy: int | None = None  # longest span (characters) found in a training line
+    lines: list[dict] | None = None  # a song's lines (blank ones left out): text, section, rhyme, copied, kept
+    notes: list[str] | None = None  # what gave way to kept lines (a song's; song.rule_groups)
+
+    def to_dict(self) -> dict:
+        """Its fields; plain text (no lines) leaves out lines and notes."""
+        d = asdict(self)
+        return d if self.lines is not None else {k: v for k, v in d.items() if k not in ("lines", "notes")}
+
+    def lines_text(self) -> list[str]:
+        """The text's lines, blank lines between sections left out (how `keep` and `alternatives` number them)."""
+        return [x for x in self.text.split("\n") if x.strip()]
+
+
+@dataclass
+class Alternative:
+    text: str
+    score: float  # mean log-probability per token under the model (the line break included)
+    rhyme: str | None  # its 十三辙 class
+    copied: bool  # it copies the corpus (a training line, or COPY_SPAN characters of one)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,9 +130,9 @@ class Lyricist:
         start_ids, unknown = self.prompt(start or "")
         ids = start_ids
         if not song.plain:
-            self.songs.check(start, song)
-            if song.first_line:
-                ids = self.prompt(song.first_line)[0]  # the whole first line primes the model
+            self.songs.check(start, structure, song)
+            if song.opening():
+                ids = self.prompt(song.opening())[0]  # the whole first line primes the model
         return Request(start, start_ids, ids, unknown, sampling, structure, song)
 
     def generate(self, start: str, sampling: SamplingConfig | None = None, structure: StructureConfig | None = None,
@@ -129,7 +164,8 @@ class Lyricist:
         else:
             texts = yield from self._songs_of(request)
         candidates = []
-        for text, score, n in texts:
+        for text, score, n, *rest in texts:
+            notes = rest[0] if rest else None
             if structure.no_copy and self.originality is not None:
                 # a line break forced by --max-tokens/--max-line-tokens may still close a training line
                 text = "\n".join(x for x in text.split("\n") if not self.originality.is_training_line(x))
@@ -137,6 +173,8 @@ class Lyricist:
             if self.originality is not None:
                 report = self.originality.report(text)
                 c.copied_lines, c.longest_copy = report["copied_lines"], report["longest_copy"]
+            if not request.song.plain:
+                c.lines, c.notes = self._lines_of(text, request.song.kept()), notes
             candidates.append(c)
         return sorted(candidates, key=lambda c: -c.score)
 
@@ -159,16 +197,81 @@ class Lyricist:
         one; returns (text, score, tokens) per candidate."""
         sampling, song, one = request.sampling, request.song, request.sampling.num_samples == 1
         if one:
-            yield normalize_line(song.first_line or request.start)
+            yield normalize_line(song.opening() or request.start)
         seeds = [sampling.seed + k if sampling.seed is not None else None for k in range(sampling.num_samples)]
         results = []
         for seed in seeds:
             alone = replace(sampling, seed=seed if seed is None else seed % (SEED_MAX + 1), num_samples=1)
             lines = self.songs.write(request.start, request.prompt_ids, alone, request.structure, song)
             s = yield from (lines if one else mapped(lines, lambda piece: ""))
-            results.append((s.text, s.score, s.tokens))
-        self.songs.remember([text for text, _, _ in results], song.phrase_memory)  # after: seeds stay alike
+            results.append((s.text, s.score, s.tokens, s.notes))
+        self.songs.remember([r[0] for r in results], song.phrase_memory)  # after: seeds stay alike
         return results
+
+    # -- co-writing: kept lines, alternatives, what a line is -------------------------------------------
+    def describe(self, lines: list[str]) -> list[dict]:
+        """For each line: its text, rhyme class (十三辙, None without a Han ending) and whether it copies
+        the corpus (a training line, or COPY_SPAN characters of one)."""
+        return [{"text": normalize_line(x), "rhyme": rhyme_class(x) if normalize_line(x) else None,
+                 "copied": self._copied(x)} for x in lines]
+
+    def _copied(self, line: str) -> bool:
+        line = normalize_line(line)
+        orig = self.originality
+        return bool(line) and orig is not None and (orig.is_training_line(line) or orig.longest_copy(line) >= COPY_SPAN)
+
+    def _lines_of(self, text: str, kept: dict[int, str]) -> list[dict]:
+        out, section = [], 0
+        for x in text.split("\n"):
+            if not x.strip():
+                section += bool(out)
+                continue
+            info = self.describe([x])[0]
+            out.append({**info, "section": section, "kept": kept.get(len(out) + 1) == info["text"]})
+        return out
+
+    def alternatives(self, request: "Request", song: list[str], line: int, n: int = 5) -> list[Alternative]:
+        """Up to n other lines for line `line` (1-based) of `song` (its lines, blank ones left out),
+        best first: every other line is kept, and each alternative fits the length the plan gives its
+        place and its rhyme group's rhyme, and differs from the line it replaces. The request's
+        options (theme, rhyme, form ...) hold. OptionError naming song, line or n for bad input."""
+        return drain(self.alternatives_steps(request, song, line, n))
+
+    def alternatives_steps(self, request: "Request", song: list[str], line: int, n: int = 5):
+        """alternatives() as a writing generator: yields "" after each search step (stop iterating to
+        cancel) and returns the list."""
+        sampling, structure, cfg = self.rewrite_request(request, song, line, n)
+        opening = cfg.opening()
+        prompt_ids = self.prompt(opening)[0] if opening else request.start_ids
+        found = yield from self.songs.alternatives(request.start, prompt_ids, sampling, structure, cfg, line, n,
+                                                   song[line - 1])
+        return [Alternative(text=normalize_line(text), score=logp / (len(ids) + 1), rhyme=rhyme_class(text),
+                            copied=self._copied(text)) for ids, text, logp in found]
+
+    def rewrite_request(self, request: "Request", song: list[str], line: int, n: int):
+        """The configs that write line `line` of `song` anew: every other line kept, as many lines as
+        the song has (its form, when the request gives one, must have as many)."""
+        if request.song.plain:
+            raise OptionError("plain: alternatives are lines of a song, not --plain text")
+        if not isinstance(song, list) or not all(isinstance(x, str) for x in song):
+            raise OptionError("song must be a list of lines (text)")
+        if not 1 <= len(song) <= MAX_SONG_LINES:
+            raise OptionError(f"song must have from 1 to {MAX_SONG_LINES} lines, got {len(song)}")
+        if isinstance(line, bool) or not isinstance(line, int) or not 1 <= line <= len(song):
+            raise OptionError(f"line must be a line of the song, from 1 to {len(song)}, got {line!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ALTERNATIVES:
+            raise OptionError(f"n must be from 1 to {MAX_ALTERNATIVES}, got {n!r}")
+        keep = [f"{j}:{text}" for j, text in enumerate(song, 1) if j != line]
+        try:
+            cfg = replace(request.song, keep=keep or None, first_line=None)
+            structure = replace(request.structure, lines=0 if cfg.form else len(song), max_tokens=None)
+            if cfg.form and self.songs.line_count(structure, cfg) != len(song):
+                raise OptionError(f"song has {len(song)} lines but form has {self.songs.line_count(structure, cfg)}")
+            self.songs.check(request.start, structure, cfg)
+        except OptionError as e:  # the kept lines are the song's: name the field the caller gave
+            message = str(e)
+            raise OptionError("song:" + message[len("keep:"):] if message.startswith("keep:") else message) from None
+        return replace(request.sampling, num_samples=1), structure, cfg
 
 
 @dataclass(frozen=True)

@@ -31,18 +31,22 @@ from ..fitted.habits import count_chars
 from ..text.rhyme import parse_class
 from ..text.tokenizer import normalize_line
 from .form import plan_song, sections_of
+from .generate import resolve_start
 from .lines import LineRequest, LineSearch, SongContext
 from .loops import repeats_a_phrase
 from .phrases import COPY_BOUND, CopyGuard, PhraseMemory
 from .sampling import make_generator
-from .words import shared_words
 from .theme import FIT_WEIGHT, fit, keyword_bias, song_theme, target
+from .words import shared_words
 
 COPY_SPAN = 8  # a line sharing this many characters with a training line is a copy (report.py's span8_lines)
 SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
 WIDEN = 4  # the search widens to this many times the candidates before giving anything up
 MAX_CANDIDATES = 512
 FALLBACK_TOP_P = 0.95  # greedy's sampled fallback for a rhyme the beam cannot reach
+# Kept lines and no --lines or --form: a song of this many lines (the page's and the report's), or as
+# many as the last kept line needs.
+KEPT_SONG_LINES = 8
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Song:
     lines: list[str]  # the text's lines, "" between sections
     tokens: int  # tokens written after the start word, line breaks and repeats included
     score: float  # mean log-probability per token of the lines searched (not those given or repeated)
+    notes: list[str] = field(default_factory=list)  # e.g. kept lines whose rhymes disagree (rule_groups)
 
     @property
     def text(self) -> str:
@@ -74,6 +79,8 @@ class Draft:
     written: int = 0  # tokens written after the start word, line breaks and repeats included
     logp_sum: float = 0.0  # of the lines searched
     scored: int = 0  # their tokens
+    fixed: dict = field(default_factory=dict)  # plan index -> (ids, text): the lines the writer kept
+    notes: list[str] = field(default_factory=list)  # what gave way to them (rule_groups)
 
     def feed(self, predictor, ids: list[int]) -> None:
         """The model reads `ids`; they count against the budget."""
@@ -82,7 +89,7 @@ class Draft:
         self.budget, self.written = self.budget - len(ids), self.written + len(ids)
 
     def song(self) -> "Song":
-        return Song(self.out, self.written, self.logp_sum / self.scored if self.scored else 0.0)
+        return Song(self.out, self.written, self.logp_sum / self.scored if self.scored else 0.0, self.notes)
 
 
 class SongWriter:
@@ -103,8 +110,9 @@ class SongWriter:
         for text in texts:
             self.memory.add(text)
 
-    def check(self, start: str, song) -> None:
-        """Options that need the vocabulary: every acrostic character must be one it can write."""
+    def check(self, start: str, structure, song) -> None:
+        """Options that need the vocabulary: every acrostic character must be one it can write, and
+        every kept line must fit the song and be writable."""
         if song.acrostic:
             missing = [ch for ch in dict.fromkeys(song.acrostic) if not bool(self.search.starts_with(ch).any())]
             if missing:
@@ -115,51 +123,114 @@ class SongWriter:
                                   "line's character")
         if song.first_line and not normalize_line(song.first_line).startswith(normalize_line(start)):
             raise OptionError("first_line must begin with the start word")
+        if song.keep:
+            self.kept(structure, song)
+
+    def kept(self, structure, song) -> dict[int, tuple[list[int], str]]:
+        """The kept lines by plan index: (ids, text). OptionError (keep: ...) for a line past the
+        song's last or one with characters the model does not know."""
+        total = self.line_count(structure, song)
+        fixed = {}
+        for k, text in song.kept().items():
+            if k > total:
+                raise OptionError(f"keep: line {k} is out of range: the song has {total} lines")
+            unknown = [ch for ch in dict.fromkeys(text.replace(" ", "")) if ch not in self.vocab.index]
+            if unknown:
+                raise OptionError(f"keep: line {k} has characters the model does not know: {''.join(unknown)}")
+            fixed[k - 1] = (resolve_start(text, self.vocab)[0], text)
+        return fixed
+
+    def line_count(self, structure, song) -> int:
+        """How many lines the song's plan has (its blank lines not counted)."""
+        return sum(n for _, n in self._sections(structure, song))
+
+    def _sections(self, structure, song) -> list[tuple[str, int]]:
+        open_lines = max((token_budget(structure, song) or 0) // 2, 1)  # no more lines than this can fit
+        lines = structure.lines
+        if not lines and song.keep and not song.form and not song.acrostic:
+            lines = max(KEPT_SONG_LINES, *song.kept())  # kept lines: a whole song, reaching the last of them
+        return sections_of(song.form, lines, self.habits, song.acrostic, open_lines)
 
     def plan(self, start: str, structure, song, generator):
         """The song's plan, drawn from a generator of its own: the sampling seed's, or for greedy
         decoding one seeded by the start word, so that greedy output stays deterministic."""
         seed = generator.initial_seed() if generator is not None else zlib.crc32(start.encode("utf-8"))
         rng = random.Random(seed)
-        open_lines = max((token_budget(structure, song) or 0) // 2, 1)  # no more lines than this can fit
-        sections = sections_of(song.form, structure.lines, self.habits, song.acrostic, open_lines)
         rhyme_class = parse_class(song.rhyme_class) if song.rhyme_class else -1
         line_chars = parse_line_chars(song.line_chars) if song.line_chars else None
-        return plan_song(sections, song.rhyme, rhyme_class, line_chars, song.acrostic, self.habits, rng,
-                         song_theme(start, song, self.vocab))
+        return plan_song(self._sections(structure, song), song.rhyme, rhyme_class, line_chars, song.acrostic,
+                         self.habits, rng, song_theme(start, song, self.vocab))
+
+    def draft(self, start: str, prompt_ids: list[int], sampling, structure, song, generator) -> Draft:
+        """A song not yet written: its plan (kept lines ruling their rhyme groups) and the model
+        primed with the start word (or the first line, given or kept)."""
+        limit = token_budget(structure, song)
+        logp, state = self.predictor.start([self.vocab.line_break_id] + list(prompt_ids))
+        draft = Draft(self.plan(start, structure, song, generator), normalize_line(song.opening() or start),
+                      list(prompt_ids), logp, state, list(prompt_ids), limit if limit is not None else 10**9)
+        if song.keep:
+            draft.fixed = self.kept(structure, song)
+            classes = {i: self._class_of(ids) if i else self._class_of_text(text)
+                       for i, (ids, text) in draft.fixed.items()}
+            draft.notes = rule_groups(draft.plan, classes)
+        return draft
 
     @torch.no_grad()
     def write(self, start: str, prompt_ids: list[int], sampling, structure, song):
-        """One song beginning with `start` (or with song.first_line, whose start word it is): yields
-        each committed line's token texts, its line break included ("" after each search step), and
+        """One song beginning with `start` (or with its first line, given or kept): yields each
+        committed line's token texts, its line break included ("" after each search step), and
         returns the Song."""
-        P, lb = self.predictor, self.vocab.line_break_id
         generator = make_generator(sampling)
-        limit = token_budget(structure, song)
-        logp, state = P.start([lb] + list(prompt_ids))
-        draft = Draft(self.plan(start, structure, song, generator), normalize_line(song.first_line or start),
-                      list(prompt_ids), logp, state, list(prompt_ids), limit if limit is not None else 10**9)
-        for i, p in enumerate(draft.plan):
+        draft = self.draft(start, prompt_ids, sampling, structure, song, generator)
+        yield from self._lines(draft, len(draft.plan), sampling, generator, structure, song)
+        return draft.song()
+
+    @torch.no_grad()
+    def alternatives(self, start: str, prompt_ids: list[int], sampling, structure, song, line: int, n: int,
+                     current: str = ""):
+        """Up to n other lines for line `line` (1-based) of a song whose other lines are all kept
+        (song.keep): yields "" after each search step and returns [(ids, text, logp)], best first,
+        each fitting the plan's length and the rhyme of its group and differing from `current`."""
+        generator = make_generator(sampling)
+        draft = self.draft(start, prompt_ids, sampling, structure, song, generator)
+        i = line - 1
+        committed = yield from self._lines(draft, i, sampling, generator, structure, song)
+        if committed < i:
+            return []
+        if i and draft.plan[i].section != draft.plan[i - 1].section and self.habits.blank_lines:
+            draft.feed(self.predictor, [self.vocab.line_break_id])
+        found = yield from self._choices(i, draft, sampling, generator, structure, song, want=n,
+                                         exclude={normalize_line(current)})
+        return found
+
+    def _lines(self, draft: Draft, until: int, sampling, generator, structure, song):
+        """Writes (or feeds, where kept or repeated) the plan's lines before index `until`; yields as
+        write() does; returns how many lines it committed."""
+        P, lb = self.predictor, self.vocab.line_break_id
+        for i, p in enumerate(draft.plan[:until]):
             if i and p.section != draft.plan[i - 1].section:  # a blank line between sections
                 if draft.budget < 3:
-                    break
+                    return i
                 draft.out.append("")
                 if self.habits.blank_lines:
                     draft.feed(P, [lb])
                 yield "\n"
-            if p.repeat_of is not None:  # a chorus sung again
+            if i and i in draft.fixed:  # a line the writer kept (line 1's primes the model: below)
+                ids, text = draft.fixed[i]
+                cls = self._class_of(ids)
+            elif p.repeat_of is not None:  # a chorus sung again
                 ids = draft.line_ids[p.repeat_of]
                 if len(ids) + 1 > draft.budget:
-                    break
+                    return i
                 text, cls = draft.lines[p.repeat_of], draft.classes[p.repeat_of]
-            elif i == 0 and song.first_line:
+            elif i == 0 and song.opening():
                 ids, text = [], draft.head
                 cls = self._class_of_text(text)
             else:
-                found = yield from self._line(i, draft, sampling, generator, structure, song)
-                if found is None:
-                    break
-                ids, text, line_logp = found
+                found = yield from self._choices(i, draft, sampling, generator, structure, song)
+                if not found:
+                    return i
+                ids, text, line_logp = found[0]
                 cls = self._class_of(list(draft.prompt_ids if i == 0 else []) + ids)
                 draft.logp_sum, draft.scored = draft.logp_sum + line_logp, draft.scored + len(ids) + 1
             draft.lines.append(text)
@@ -171,14 +242,18 @@ class SongWriter:
                 yield self.vocab.tokens[t]
             yield "\n"
             if draft.budget < 2:
-                break
-        return draft.song()
+                return i + 1
+        return until
 
     # -- one line ----------------------------------------------------------------------------------
-    def _line(self, i: int, draft: Draft, sampling, generator, structure, song):
-        """(ids, text, log-probability) of line i of the plan, chosen from the line search (which it
-        yields through), or None when nothing can be written."""
+    def _choices(self, i: int, draft: Draft, sampling, generator, structure, song, want: int = 1, exclude=()):
+        """Up to `want` (ids, text, log-probability) for line i of the plan, best first, chosen from the
+        line search (which it yields through); [] when nothing can be written. Lines in `exclude` are
+        passed over. With want 1 this is the song's own choice: the first acceptable line of the first
+        search that has one."""
         p, budget = draft.plan[i], draft.budget
+        if p.repeat_of is not None:  # a chorus line asked for anew: its first singing's window and rhyme
+            p = draft.plan[p.repeat_of]
         head, prefix_ids = (draft.head, draft.prompt_ids) if i == 0 else ("", [])
         rhyme = p.rhyme_class
         if rhyme < 0 and p.rhyme_with is not None:
@@ -191,16 +266,28 @@ class SongWriter:
         if req.prefix_chars >= req.high:  # the start word is a whole line already
             req.low = req.high = req.prefix_chars
         if budget < 2 and not prefix_ids:
-            return None
-        earlier = [normalize_line(x) for x in draft.lines]
-        ctx: SongContext = self.search.context(draft.history, sampling, draft.line_ids, draft.logp, draft.state)
+            return []
+        earlier = [normalize_line(x) for x in draft.lines]  # the lines before, which it follows
+        later = [(ids, text) for j, (ids, text) in sorted(draft.fixed.items()) if j > i]  # kept lines after it
+        kept = [normalize_line(text) for _, text in later]  # which it may not copy either
+        ctx: SongContext = self.search.context(draft.history, sampling, draft.line_ids + [ids for ids, _ in later],
+                                               draft.logp, draft.state)
         if self.credits is not None:
             ctx.names = self.credits.ban(self.vocab.tokens, draft.head)
-        k = song.line_candidates
+        k = max(song.line_candidates, want)
         wide = min(k * WIDEN, MAX_CANDIDATES)
         relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
         loose = replace(relaxed, low=min(p.hard_low, req.low), high=max(p.hard_high, req.high))
-        tried = []
+        tried, chosen, seen = [], [], set(exclude)
+
+        def take(found, strict: bool) -> None:
+            for text, line in found:
+                key = normalize_line(text)
+                if len(chosen) < want and key not in seen and self._acceptable(text, earlier, strict,
+                                                                              structure.no_copy, kept):
+                    seen.add(key)
+                    chosen.append((line.ids, text, line.logp))
+
         for r in (req, relaxed, loose):
             if r in tried:
                 continue
@@ -213,13 +300,15 @@ class SongWriter:
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
                 found = self._ranked(head, lines, p.theme, earlier)
-                for text, line in found:
-                    if self._acceptable(text, earlier, True, structure.no_copy):
-                        return line.ids, text, line.logp
-            for text, line in found:
-                if self._acceptable(text, earlier, False, structure.no_copy):
-                    return line.ids, text, line.logp
-        return None
+                take(found, True)
+                if len(chosen) >= want:
+                    return chosen
+            if chosen:
+                return chosen
+            take(found, False)
+            if chosen:
+                return chosen
+        return chosen
 
     def _ranked(self, head: str, lines, theme=None, earlier: list[str] = ()) -> list:
         """(text, line) best first: the model's mean log-probability, less the whole-word penalty
@@ -242,9 +331,11 @@ class SongWriter:
                       seed=zlib.crc32(str(history).encode("ascii")))
         return how, make_generator(how), width
 
-    def _acceptable(self, text: str, earlier: list[str], strict: bool, no_copy: bool) -> bool:
+    def _acceptable(self, text: str, earlier: list[str], strict: bool, no_copy: bool, kept=()) -> bool:
+        """Whether a candidate may follow `earlier` (the song's lines before it) beside `kept` (lines
+        the writer kept after it, never copied); `strict` adds the preferences the search gives up last."""
         line = normalize_line(text)
-        if not line:
+        if not line or line in kept:
             return False
         orig = self.originality
         if no_copy and orig is not None and orig.is_training_line(line):
@@ -255,7 +346,7 @@ class SongWriter:
             return True
         if line in earlier or repeats_a_phrase(line):
             return False
-        if any(shares_span(line, e, SONG_SPAN) for e in earlier):
+        if any(shares_span(line, e, SONG_SPAN) for e in (*earlier, *kept)):
             return False
         if orig is not None and (orig.is_training_line(line) or orig.longest_copy(line) > COPY_BOUND):
             return False
@@ -274,6 +365,41 @@ class SongWriter:
         from ..text.rhyme import rhyme_id  # pypinyin: only for a line the user wrote
 
         return rhyme_id(text)
+
+
+def rule_groups(plan: list, classes: dict[int, int]) -> list[str]:
+    """Kept lines rule their rhyme groups: every line of a group holding a kept line (plan index ->
+    its rhyme class) must end on that line's class. Two kept lines of one group that disagree, or a
+    kept line against --rhyme-class, are not refused: the kept lines stay as written, the group follows
+    the first of them, and a note says so (returned). Plans are changed in place."""
+    def root(j: int) -> int:
+        while plan[j].rhyme_with is not None:
+            j = plan[j].rhyme_with
+        return j
+
+    from ..text.rhyme import NAMES
+
+    notes, ruled = [], {}
+    for i in sorted(classes):
+        c = classes[i]
+        if c < 0 or plan[i].repeat_of is not None:
+            continue
+        r = root(i)
+        if r in ruled:
+            first, fc = ruled[r]
+            if fc != c:
+                notes.append(f"lines {first + 1} and {i + 1} are kept with different rhymes ({NAMES[fc]}, {NAMES[c]}); "
+                             f"the lines rhyming with them follow line {first + 1}")
+            continue
+        asked = plan[r].rhyme_class
+        if asked >= 0 and asked != c:
+            notes.append(f"line {i + 1} is kept with the rhyme {NAMES[c]}; the lines rhyming with it follow it, "
+                         f"not rhyme_class {NAMES[asked]}")
+        ruled[r] = (i, c)
+        for j, p in enumerate(plan):
+            if p.repeat_of is None and root(j) == r:
+                p.rhyme_class = c
+    return notes
 
 
 def shares_span(a: str, b: str, n: int) -> bool:
