@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver")
 import httpx  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lyricgen.serving.app import create_app  # noqa: E402

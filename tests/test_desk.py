@@ -11,16 +11,16 @@ import threading
 import pytest
 
 pytest.importorskip("fastapi")
-import torch  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+import torch
+from fastapi.testclient import TestClient
+from live_server import wait_until
 
-from lyricgen.config import MAX_ALTERNATIVES, MAX_KEPT_CHARS, MAX_SONG_LINES  # noqa: E402
-from lyricgen.serving.app import create_app  # noqa: E402
-from lyricgen.serving.engine import Engine  # noqa: E402
-from lyricgen.serving.pool import WorkerPool  # noqa: E402
-from lyricgen.serving.schema import KeptLine, generate_request_model, given_options, option_specs  # noqa: E402
-from lyricgen.text.rhyme import rhyme_class  # noqa: E402
-from live_server import wait_until  # noqa: E402
+from lyricgen.config import MAX_ALTERNATIVES, MAX_KEPT_CHARS, MAX_SONG_LINES
+from lyricgen.serving.app import create_app
+from lyricgen.serving.engine import Engine
+from lyricgen.serving.pool import WorkerPool
+from lyricgen.serving.schema import KeptLine, generate_request_model, given_options, option_specs
+from lyricgen.text.rhyme import rhyme_class
 
 SONG = {"start": "月光", "form": "verse:4 verse:4", "sample": True, "seed": 5}  # 8 lines in two sections
 

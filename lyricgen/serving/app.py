@@ -35,10 +35,30 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 
 from .._version import __version__
 from ..config import MAX_ALTERNATIVES, MAX_KEPT_CHARS, MAX_SONG_LINES, SAMPLE_PRESET
-from .http import (SSE_HEADERS, ApiError, BodyLimit, ClientGone, TokenStream, await_job, error_response,
-                   from_exception, is_openai, log, ready_engine, sse, validation_error)
-from .schema import (MAX_BODY_BYTES, MAX_START_CHARS, LinesRequest, alternatives_request_model,
-                     generate_request_model, given_options, option_specs)
+from .http import (
+    SSE_HEADERS,
+    ApiError,
+    BodyLimit,
+    ClientGone,
+    TokenStream,
+    await_job,
+    error_response,
+    from_exception,
+    is_openai,
+    log,
+    ready_engine,
+    sse,
+    validation_error,
+)
+from .schema import (
+    MAX_BODY_BYTES,
+    MAX_START_CHARS,
+    LinesRequest,
+    alternatives_request_model,
+    generate_request_model,
+    given_options,
+    option_specs,
+)
 
 # The page may talk to this server only: nothing from elsewhere, so it works offline by construction.
 # The desk's own request fields: an OptionError starting with one of them names it (Lyricist.alternatives).
@@ -98,7 +118,7 @@ def create_app(engine) -> FastAPI:
                 "pool": engine.pool.stats()}
 
     @app.post("/api/generate")
-    async def generate(request: Request, body: GenerateRequest):  # noqa: F821 (built above)
+    async def generate(request: Request, body: GenerateRequest):
         started = time.monotonic()
         ready_engine(engine)
         try:
@@ -113,7 +133,7 @@ def create_app(engine) -> FastAPI:
         return result_body(engine, prepared, candidates, time.monotonic() - started)
 
     @app.post("/api/alternatives")
-    async def alternatives(request: Request, body: AlternativesRequest):  # noqa: F821 (built above)
+    async def alternatives(request: Request, body: AlternativesRequest):
         started = time.monotonic()
         ready_engine(engine)
         try:
@@ -121,7 +141,7 @@ def create_app(engine) -> FastAPI:
             found = await await_job(request, engine.alternatives(prepared, list(body.song), body.line, body.n))
         except ClientGone:
             return Response(status_code=499)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - every failure becomes an ApiError (the unexpected logged, a 500)
             raise from_exception(e, [*names, *DESK_FIELDS]) from None
         return {"model": engine.model_id, "start": prepared.start, "line": body.line, "options": prepared.options,
                 "alternatives": [a.to_dict() for a in found], "elapsed_s": round(time.monotonic() - started, 3)}
@@ -133,7 +153,7 @@ def create_app(engine) -> FastAPI:
             described = await await_job(request, engine.describe(list(body.lines)))
         except ClientGone:
             return Response(status_code=499)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - as above
             raise from_exception(e, DESK_FIELDS) from None
         return {"lines": described}
 

@@ -124,40 +124,45 @@ class Engine:
         """The candidates, best first (runs on a worker): the Lyricist's stream, iterated until it ends
         or should_stop() (then closed, and errors.Cancelled raised); each piece of text written goes
         to tokens.send (an http.TokenStream) when streaming."""
-        writing = self.writer.stream(prepared.request)
-        try:
-            while True:
-                if should_stop():
-                    raise Cancelled("generation was cancelled")
-                try:
-                    piece = next(writing)
-                except StopIteration as done:
-                    return done.value
-                if piece and tokens is not None:
-                    tokens.send(piece)
-        finally:
-            writing.close()
+        return run_steps(self.writer.stream(prepared.request), should_stop, tokens)
 
     def submit(self, prepared: Prepared, tokens=None):
         """A pool job writing `prepared` (raises pool.Busy when full)."""
         return self.pool.submit(lambda should_stop: self.write(prepared, should_stop, tokens))
 
+    # The desk's requests take the same pool as songs, so the server's load stays bounded by
+    # workers + queue whatever the mix of songs, alternatives and lines.
     def alternatives(self, prepared: Prepared, song: list[str], line: int, n: int):
         """A pool job: up to n alternatives for line `line` (from 1) of `song`, written with the options
-        of `prepared`; the Lyricist checks the song, the line and n (OptionError naming which)."""
-        return self.call(lambda: self.writer.alternatives(prepared.request, song, line, n))
+        of `prepared`, best first; it stops at the next search step when cancelled. The Lyricist checks
+        the song, the line and n (OptionError naming which: a 422 from the job's result)."""
+        return self.pool.submit(lambda should_stop: run_steps(
+            self.writer.alternatives_steps(prepared.request, song, line, n), should_stop))
 
     def describe(self, lines: list[str]):
-        """A pool job: each line's rhyme class and whether it copies the corpus."""
-        return self.call(lambda: self.writer.describe(lines))
-
-    def call(self, fn):
-        """A pool job running fn(), a short call (a fraction of a second: it is not cut short once it
-        runs, and a cancelled job that waits never starts). The desk's requests take the same pool as
-        songs, so the server's load stays bounded by workers + queue whatever the mix."""
+        """A pool job: each line's rhyme class and whether it copies the corpus (a lookup, no model:
+        it is short, and still queued with the rest so a flood of them is refused like any other)."""
         def run(should_stop):
             if should_stop():
                 raise Cancelled("the request was cancelled")
-            return fn()
+            return self.writer.describe(lines)
 
         return self.pool.submit(run)
+
+
+def run_steps(steps, should_stop, tokens=None):
+    """A writing generator (yields text, or "" after a step) iterated to its return value, or until
+    should_stop() (then closed, and errors.Cancelled raised); each piece of text goes to tokens.send
+    when given."""
+    try:
+        while True:
+            if should_stop():
+                raise Cancelled("generation was cancelled")
+            try:
+                piece = next(steps)
+            except StopIteration as done:
+                return done.value
+            if piece and tokens is not None:
+                tokens.send(piece)
+    finally:
+        steps.close()

@@ -21,7 +21,6 @@ lines, how many alternatives; plus every option but keep and stream) and /api/li
 import math
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields
-
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
