@@ -307,7 +307,8 @@ def run(ctx: Context) -> Section:
         section.add(f"{label}: p95 latency", p["p95_ms"], "ms")
         section.add(f"{label}: refused (503)", p["refused_503"], "requests")
     alt, kept = timing["alternatives_n5"], timing["song_two_kept"]
-    section.add(f"in process: Lyricist.alternatives n={ALTERNATIVES}, median of {alt['n']}", alt["p50_s"], "s", "<= 0.3")
+    section.add(f"in process: Lyricist.alternatives n={ALTERNATIVES}, median of {alt['n']}", alt["p50_s"], "s",
+                "<= 0.3")
     section.add(f"in process: Lyricist.alternatives n={ALTERNATIVES}, p95", alt["p95_s"], "s")
     section.add(f"in process: an 8-line song with 2 kept lines, median of {kept['n']}", kept["p50_s"], "s", "<= 2")
     section.add("in process: an 8-line song with 2 kept lines, slowest", kept["max_s"], "s")

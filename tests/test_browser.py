@@ -14,13 +14,13 @@ import pytest
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver")
 import httpx  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains
+from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lyricgen.serving.app import create_app  # noqa: E402
-from live_server import LiveServer, tiny_engine, wait_until  # noqa: E402
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 DRIVER = shutil.which("chromedriver")
@@ -109,7 +109,8 @@ def message_says(page, words: str, timeout=30) -> str:
 
 
 def clipboard(page) -> str:
-    return page.execute_async_script("navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('ERR ' + e))")
+    return page.execute_async_script(
+        "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('ERR ' + e))")
 
 
 def described_model(page, words: str) -> str:
@@ -279,3 +280,26 @@ def test_the_desk_fits_a_phone(page):
     for label in ("lock line 8", "alternatives for line 8", "edit line 8"):
         button = labelled(page, label)
         assert button.is_displayed() and button.rect["x"] + button.rect["width"] <= 390
+
+
+def test_the_theme_is_the_start_word_unless_it_has_no_word_vector(browser, server, engine, monkeypatch):
+    """With word vectors on the server the page sends the start word as the theme; when the server
+    finds no vector for it (a 422 naming theme), the page writes the song again without a theme."""
+    from lyricgen.errors import OptionError
+
+    real, themes = engine.writer.request, []
+
+    def request(start, *args, **options):
+        themes.append(options.get("theme"))
+        if options.get("theme"):
+            raise OptionError(f"theme: no word of {options['theme']!r} has a word vector")
+        return real(start, *args, **options)
+
+    monkeypatch.setattr(engine, "themes", True)
+    monkeypatch.setattr(engine.writer, "request", request)
+    browser.get(server.url)
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    assert browser.find_element(By.ID, "opt-theme").get_attribute("placeholder") == "the start word"
+    generate(browser, "月光")
+    assert song_lines(browser)[0].startswith("月光")
+    assert themes == ["月光", None]

@@ -11,16 +11,16 @@ import threading
 import pytest
 
 pytest.importorskip("fastapi")
-import torch
-from fastapi.testclient import TestClient
-from live_server import wait_until
+import torch  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from live_server import wait_until  # noqa: E402
 
-from lyricgen.config import MAX_ALTERNATIVES, MAX_KEPT_CHARS, MAX_SONG_LINES
-from lyricgen.serving.app import create_app
-from lyricgen.serving.engine import Engine
-from lyricgen.serving.pool import WorkerPool
-from lyricgen.serving.schema import KeptLine, generate_request_model, given_options, option_specs
-from lyricgen.text.rhyme import rhyme_class
+from lyricgen.config import MAX_ALTERNATIVES, MAX_KEPT_CHARS, MAX_SONG_LINES  # noqa: E402
+from lyricgen.serving.app import create_app  # noqa: E402
+from lyricgen.serving.engine import Engine  # noqa: E402
+from lyricgen.serving.pool import WorkerPool  # noqa: E402
+from lyricgen.serving.schema import KeptLine, generate_request_model, given_options, option_specs  # noqa: E402
+from lyricgen.text.rhyme import rhyme_class  # noqa: E402
 
 SONG = {"start": "月光", "form": "verse:4 verse:4", "sample": True, "seed": 5}  # 8 lines in two sections
 
@@ -98,7 +98,8 @@ def test_a_song_keeps_its_kept_lines_and_describes_every_line(client, written):
     assert body["options"]["keep"] == [f"1:{written[0]}", f"3:{written[2]}"]  # the config's form, stated back
     [c] = body["candidates"]
     lines = c["lines"]
-    assert len(lines) == 8 and [line["section"] for line in lines] == [lines[0]["section"]] * 4 + [lines[4]["section"]] * 4
+    sections = [line["section"] for line in lines]
+    assert len(lines) == 8 and sections == [sections[0]] * 4 + [sections[4]] * 4 and sections[0] != sections[4]
     assert lines[0]["text"] == written[0] and lines[2]["text"] == written[2]
     assert [line["kept"] for line in lines] == [True, False, True, False, False, False, False, False]
     for line in lines:
@@ -139,28 +140,48 @@ def test_bad_kept_lines_are_422_naming_the_field(client, keep, field):
     assert field.split(".")[0] in body["error"]
 
 
+# Rhyme groups within a section of four lines, by scheme (config.RHYME_LINKS, drawn out)
+GROUPS = {"AABB": [[0, 1], [2, 3]], "ABAB": [[0, 2], [1, 3]], "AAAA": [[0, 1, 2, 3]]}
+
+
 def test_kept_lines_are_kept_verbatim_in_200_random_requests(client, engine):
-    """Random positions (1 to 3 of 8 lines), lengths (2 to 9 characters) and rhyme classes."""
+    """Random positions (1 to 3 of 8 lines), lengths (2 to 9 characters), rhyme classes and schemes:
+    every kept line comes back verbatim where it was put, and the other lines keep to line_chars and
+    mostly take the rhyme of the kept line in their group. The tiny model knows few characters of
+    some classes (乜斜), so not every line can rhyme: 104 of 121 did in a 60-request trial of this
+    test's kind (331 of 448 here with line_candidates 16 instead of 32); the bar is 75%."""
     rng = random.Random(18)
     classes = sorted({rhyme_class(ch) for token in engine.writer.vocab.tokens for ch in token} - {None})
-    kept_total = 0
+    kept_total, rhymed, ruled = 0, 0, 0
     for k in range(200):
         positions = rng.sample(range(1, 9), rng.randint(1, 3))
-        keep = [{"line": p, "text": known_line(engine, rng.randint(2, 9), rng, rng.choice(classes))}
-                for p in positions]
-        r = client.post("/api/generate", json={**SONG, "seed": k, "rhyme": rng.choice(["auto", "AABB", "ABAB"]),
-                                               "keep": keep})
+        keep = {p: known_line(engine, rng.randint(2, 9), rng, rng.choice(classes)) for p in positions}
+        scheme = rng.choice(sorted(GROUPS))
+        r = client.post("/api/generate", json={**SONG, "seed": k, "rhyme": scheme, "line_chars": "5-9",
+                                               "keep": [{"line": p, "text": t} for p, t in keep.items()]})
         assert r.status_code == 200, (keep, r.text)
         lines = r.json()["candidates"][0]["lines"]
         assert len(lines) == 8
-        for entry in keep:
-            line = lines[entry["line"] - 1]
-            assert line["text"] == entry["text"] and line["kept"], (keep, lines)
-            assert line["rhyme"] == rhyme_class(entry["text"])
+        for p, text in keep.items():
+            assert lines[p - 1]["text"] == text and lines[p - 1]["kept"], (keep, lines)
+            assert lines[p - 1]["rhyme"] == rhyme_class(text)
             kept_total += 1
         assert sum(line["kept"] for line in lines) == len(keep)
-        assert all(line["text"] for line in lines)
+        free = [line["text"] for j, line in enumerate(lines, 1) if j not in keep]
+        assert all(5 <= len(x.replace(" ", "")) <= 9 for x in free), (keep, lines)
+        for section in (0, 4):
+            for group in GROUPS[scheme]:
+                members = [section + j + 1 for j in group]
+                ruling = {rhyme_class(keep[m]) for m in members if m in keep}
+                if len(ruling) == 1:  # two kept lines that disagree are relaxed with a note instead
+                    [cls] = ruling
+                    others = [lines[m - 1]["rhyme"] for m in members if m not in keep]
+                    ruled += len(others)
+                    rhymed += sum(x == cls for x in others)
+                elif len(ruling) > 1:
+                    assert r.json()["candidates"][0]["notes"], (keep, lines)
     assert kept_total >= 200
+    assert ruled > 100 and rhymed / ruled >= 0.75, (rhymed, ruled)
 
 
 # -- alternatives for one line --------------------------------------------------------------------
