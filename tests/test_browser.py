@@ -303,3 +303,10 @@ def test_the_theme_is_the_start_word_unless_it_has_no_word_vector(browser, serve
     generate(browser, "月光")
     assert song_lines(browser)[0].startswith("月光")
     assert themes == ["月光", None]
+
+
+def test_the_keep_option_is_shown_in_its_api_shape(page):
+    page.find_element(By.CSS_SELECTOR, "#more summary").click()
+    hint = page.find_element(By.ID, "keep-hint").text
+    assert hint.startswith("keep — ") and '[{"line": K, "text": …}, …]' in hint and "lock buttons" in hint
+    assert not page.find_elements(By.ID, "opt-keep")  # set by the locks, not typed
