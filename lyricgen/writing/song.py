@@ -81,12 +81,23 @@ class Draft:
     scored: int = 0  # their tokens
     fixed: dict = field(default_factory=dict)  # plan index -> (ids, text): the lines the writer kept
     notes: list[str] = field(default_factory=list)  # what gave way to them (rule_groups)
+    lazy: bool = False  # feed() only queues the tokens; read() feeds them all in one pass
+    pending: list[int] = field(default_factory=list)
 
     def feed(self, predictor, ids: list[int]) -> None:
-        """The model reads `ids`; they count against the budget."""
-        self.logp, self.state = predictor.feed(self.state, ids)
+        """The model reads `ids` (at once, or when lazy at the next read()); they count against the budget."""
+        if self.lazy:
+            self.pending += ids
+        else:
+            self.logp, self.state = predictor.feed(self.state, ids)
         self.history += ids
         self.budget, self.written = self.budget - len(ids), self.written + len(ids)
+
+    def read(self, predictor) -> None:
+        """The queued tokens fed: one pass over a song's kept lines instead of one per line."""
+        if self.pending:
+            self.logp, self.state = predictor.feed(self.state, self.pending)
+            self.pending = []
 
     def song(self) -> "Song":
         return Song(self.out, self.written, self.logp_sum / self.scored if self.scored else 0.0, self.notes)
@@ -193,6 +204,7 @@ class SongWriter:
         each fitting the plan's length and the rhyme of its group and differing from `current`."""
         generator = make_generator(sampling)
         draft = self.draft(start, prompt_ids, sampling, structure, song, generator)
+        draft.lazy = True  # every line before this one is kept (or a chorus sung again): read them at once
         i = line - 1
         committed = yield from self._lines(draft, i, sampling, generator, structure, song)
         if committed < i:
@@ -251,6 +263,7 @@ class SongWriter:
         line search (which it yields through); [] when nothing can be written. Lines in `exclude` are
         passed over. With want 1 this is the song's own choice: the first acceptable line of the first
         search that has one."""
+        draft.read(self.predictor)
         p, budget = draft.plan[i], draft.budget
         if p.repeat_of is not None:  # a chorus line asked for anew: its first singing's window and rhyme
             p = draft.plan[p.repeat_of]
