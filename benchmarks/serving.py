@@ -6,11 +6,20 @@ concurrent clients, and a screenshot of its page.
 1, 4 and 16 clients in turn, each sending song requests (4 lines, the recommended sampling) back
 to back for a bounded count and time; a refused client (503) waits its Retry-After (at most 1 s)
 before trying again, as a polite client does. Per phase: requests/s, p50/p95 latency of the answered
-requests, and how many were refused. Then 1,000 mixed requests (short songs, streams, OpenAI
-completions, invalid bodies) at 4 clients with the server's resident memory before and after: it
-should not grow. No request may ever get a 5xx other than 503. All traffic stays on 127.0.0.1.
-The page, with a song written in it, is saved as serving-page.png beside bench.json (headless
-Chromium; skipped with a note where it is missing).
+requests, and how many were refused. The same at 1, 4 and 16 clients for the writing desk's
+/api/alternatives (5 alternatives for one line of an 8-line song, as the page asks). Then 1,000
+mixed requests (short songs, streams, OpenAI completions, invalid bodies) at 4 clients with the
+server's resident memory before and after: it should not grow. No request may ever get a 5xx other
+than 503. All traffic stays on 127.0.0.1.
+
+In process (this process, one torch thread, as a server worker has): Lyricist.alternatives for
+N = 5 (target <= 0.3 s) and a song of 8 lines with two kept lines (target <= 2 s), median over
+several lines and seeds, with the page's options (its form, the recommended sampling, and the
+start word as the theme when the word vectors are installed).
+
+The page mid-edit (a song written, lines 1 and 3 locked, the rest rewritten, alternatives shown for
+line 2) is saved as serving-page.png beside bench.json (headless Chromium; skipped with a note where
+it is missing).
 """
 import asyncio
 import os
@@ -28,6 +37,9 @@ WORKERS, QUEUE = 2, 8  # a 2-core machine: 16 clients overflow workers + queue, 
 CLIENTS = (1, 4, 16)
 MEMORY_REQUESTS = 1000
 SONG = {"lines": 4, "sample": True}
+PAGE_SONG = {"form": "verse:4 chorus:4", "sample": True}  # what the page asks for by default (index.html)
+ALTERNATIVES = 5  # the page's number of alternatives for a line
+IN_PROCESS_REPEATS = 16
 
 
 class Tally:
@@ -90,6 +102,70 @@ def song_requests(words: list[str]):
     return lambda k: ("/api/generate", {"start": words[k % len(words)], "seed": k, **SONG})
 
 
+def alternatives_requests(word: str, song: list[str], options: dict):
+    """Alternatives for each line of `song` in turn, a fresh seed each, as the page's rewrite button asks."""
+    return lambda k: ("/api/alternatives", {"start": word, "song": song, "line": k % len(song) + 1, "seed": k,
+                                            "n": ALTERNATIVES, **options})
+
+
+def page_options(url: str, word: str) -> dict:
+    """The page's default options on this server: its song, and the start word as the theme when the
+    server has word vectors."""
+    import httpx
+
+    themes = httpx.get(url + "api/options", timeout=30).json()["themes"]
+    return {**PAGE_SONG, **({"theme": word} if themes else {})}
+
+
+def desk_song(url: str, word: str, options: dict) -> list[str]:
+    """A song written as the page writes it: its lines, the song the alternatives phases rewrite."""
+    import httpx
+
+    r = httpx.post(url + "api/generate", json={"start": word, "seed": 1, **options}, timeout=120)
+    r.raise_for_status()
+    return [line["text"] for line in r.json()["candidates"][0]["lines"]]
+
+
+def quantiles(seconds: list[float]) -> dict:
+    s = sorted(seconds)
+    return {"n": len(s), "p50_s": statistics.median(s), "p95_s": s[min(len(s) - 1, int(0.95 * len(s)))],
+            "max_s": s[-1]}
+
+
+def in_process(checkpoint, word: str, repeats: int) -> dict:
+    """Lyricist.alternatives (N = 5) over each line of a page-default song, and songs with lines 1 and 3
+    kept, timed in this process with one torch thread (a server worker's). Each timing includes
+    checking the request (Lyricist.request), as a server request pays it too."""
+    import torch
+
+    from lyricgen.errors import LyricgenError
+    from lyricgen.text import wordvectors
+    from lyricgen.writing.lyricist import Lyricist
+
+    torch.set_num_threads(1)
+    writer = Lyricist.load(checkpoint)
+    try:
+        wordvectors.load()
+        options = {**PAGE_SONG, "theme": word}
+    except LyricgenError:
+        options = dict(PAGE_SONG)
+    song = writer.generate(word, seed=1, **options)[0].lines_text()
+    writer.alternatives(writer.request(word, **options), song, 2, ALTERNATIVES)  # first-call costs
+    alternatives, kept = [], []
+    for k in range(repeats):
+        started = time.perf_counter()
+        writer.alternatives(writer.request(word, seed=k, **options), song, k % len(song) + 1, ALTERNATIVES)
+        alternatives.append(time.perf_counter() - started)
+    keep = [f"1:{song[0]}", f"3:{song[2]}"]
+    for k in range(max(4, repeats // 2)):
+        started = time.perf_counter()
+        written = writer.generate(word, seed=100 + k, keep=keep, **options)[0]
+        kept.append(time.perf_counter() - started)
+        assert written.lines_text()[0] == song[0] and written.lines_text()[2] == song[2], "kept lines not kept"
+    return {"options": options, "song_lines": len(song), "alternatives_n5": quantiles(alternatives),
+            "song_two_kept": quantiles(kept), "torch_threads": 1}
+
+
 def mixed_requests(words: list[str], model: str):
     """Short songs mostly, every 10th streamed, every 10th through /v1/completions, every 10th invalid."""
     def request(k):
@@ -141,7 +217,8 @@ class Server:
 
 
 def screenshot(url: str, word: str, path: Path) -> str | None:
-    """The page with a song written in it, as a PNG; None (with the reason printed) without Chromium."""
+    """The page mid-edit as a PNG: a song written, lines 1 and 3 locked, the rest rewritten around them,
+    alternatives shown for line 2. None (with the reason printed) without Chromium."""
     chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     driver_path = shutil.which("chromedriver")
     try:
@@ -156,16 +233,25 @@ def screenshot(url: str, word: str, path: Path) -> str | None:
         return None
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,950"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1300"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
+
+    def press(label: str):
+        driver.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').click()
+
     try:
         driver.get(url)
         WebDriverWait(driver, 20).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
         driver.find_element(By.ID, "start").send_keys(word)
-        driver.find_element(By.ID, "opt-lines").send_keys("\b8")
         driver.find_element(By.ID, "generate").click()
-        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".candidate .meta"))
+        WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#desk:not([hidden]) li.line"))
+        press("lock line 1")
+        press("lock line 3")
+        driver.find_element(By.ID, "rewrite").click()
+        WebDriverWait(driver, 120).until(lambda d: "Rewrote" in d.find_element(By.ID, "message").text)
+        press("alternatives for line 2")
+        WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "button.alternative"))
         path.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(path))
     finally:
@@ -184,6 +270,11 @@ def run(ctx: Context) -> Section:
     try:
         asyncio.run(drive(server.url, 2, song_requests(words), 10, 30))  # warm-up
         phases = [asyncio.run(drive(server.url, n, song_requests(words), limit, seconds)) for n in CLIENTS]
+        desk = page_options(server.url, words[0])
+        song = desk_song(server.url, words[0], desk)
+        asyncio.run(drive(server.url, 1, alternatives_requests(words[0], song, desk), 4, 30))  # warm-up
+        desk_phases = [asyncio.run(drive(server.url, n, alternatives_requests(words[0], song, desk), limit, seconds))
+                       for n in CLIENTS]
         model = str(ctx.checkpoint)  # the server's model id: the checkpoint as given to it
         asyncio.run(drive(server.url, 4, mixed_requests(words, model), 100, 60))  # allocator and caches settle
         rss_before = server.rss_mb()
@@ -194,9 +285,13 @@ def run(ctx: Context) -> Section:
     finally:
         exit_code = server.stop()
     if shot:
-        print(f"[bench] serving: page screenshot at {shot}", file=sys.stderr)
-    server_errors = sum(p["errors_5xx"] + p["transport_errors"] for p in [*phases, memory])
+        print(f"[bench] serving: page screenshot (mid-edit) at {shot}", file=sys.stderr)
+    timing = in_process(ctx.checkpoint, words[0], 8 if ctx.quick else IN_PROCESS_REPEATS)
+    server_errors = sum(p["errors_5xx"] + p["transport_errors"] for p in [*phases, *desk_phases, memory])
     section = Section(details={"workers": WORKERS, "queue": QUEUE, "request": SONG, "phases": phases,
+                               "alternatives": {"options": desk, "song": song, "n": ALTERNATIVES,
+                                                "phases": desk_phases},
+                               "in_process": timing,
                                "memory": {**memory, "rss_before_mb": rss_before, "rss_after_mb": rss_after},
                                "screenshot": shot, "server_exit_code": exit_code, "cpus": os.cpu_count(),
                                "checkpoint": str(ctx.checkpoint)})
@@ -206,6 +301,17 @@ def run(ctx: Context) -> Section:
         section.add(f"{label}: p50 latency", p["p50_ms"], "ms")
         section.add(f"{label}: p95 latency", p["p95_ms"], "ms")
         section.add(f"{label}: refused (503)", p["refused_503"], "requests")
+    for p in desk_phases:
+        label = f"serve /api/alternatives n={ALTERNATIVES}, {p['clients']} client{'s' * (p['clients'] > 1)}"
+        section.add(f"{label}: p50 latency", p["p50_ms"], "ms")
+        section.add(f"{label}: p95 latency", p["p95_ms"], "ms")
+        section.add(f"{label}: refused (503)", p["refused_503"], "requests")
+    alt, kept = timing["alternatives_n5"], timing["song_two_kept"]
+    section.add(f"in process: Lyricist.alternatives n={ALTERNATIVES}, median of {alt['n']}", alt["p50_s"], "s",
+                "<= 0.3")
+    section.add(f"in process: Lyricist.alternatives n={ALTERNATIVES}, p95", alt["p95_s"], "s")
+    section.add(f"in process: an 8-line song with 2 kept lines, median of {kept['n']}", kept["p50_s"], "s", "<= 2")
+    section.add("in process: an 8-line song with 2 kept lines, slowest", kept["max_s"], "s")
     section.add("serve: 5xx other than 503, and failed connections, all phases", server_errors, "requests", "<= 0")
     section.add(f"serve: RSS before {memory['sent']:,} mixed requests", rss_before, "MiB")
     section.add(f"serve: RSS after {memory['sent']:,} mixed requests", rss_after, "MiB")

@@ -5,9 +5,20 @@ openai_api.py. `create_app(engine)` builds it around an Engine (loaded or still 
     GET  /health           503 {"status": "loading"} until the model is loaded, then 200 {"status": "ok"}
     GET  /v1/models        the loaded checkpoint, OpenAI's list shape plus a `lyricgen` description
     GET  /api/options      every generation option: type, default, bounds, help (the page's form),
-                           the --sample preset, and the pool's state (running, waiting)
+                           the --sample preset, whether themes are available, the desk's limits, and
+                           the pool's state (running, waiting)
     POST /api/generate     {"start": "月光", ...options} -> {"candidates": [...], ...}; "stream": true
-                           gives server-sent events: `token` per token, then `done` or `error`
+                           gives server-sent events: `token` per token, then `done` or `error`.
+                           "keep": [{"line": 1, "text": "..."}] writes the song around those lines
+                           (each candidate's `lines` says which were kept, `notes` what was relaxed)
+    POST /api/alternatives {"start", "song": [lines], "line": K, "n": N, ...options} ->
+                           {"alternatives": [{"text", "score", "rhyme", "copied"}, ...]}: N lines that
+                           could stand in for line K, best first (every other line is kept)
+    POST /api/lines        {"lines": [...]} -> {"lines": [{"text", "rhyme", "copied"}, ...]}: lines
+                           edited by hand, described as a song's lines are
+
+Every request that writes or reads the model (songs, alternatives, lines) takes a place in the same
+bounded pool (pool.py): when workers and queue are full, any of them is a 503 with Retry-After.
 
 Errors: 422 naming the field for a bad option or an unknown start word (with known words
 suggested), 400 for malformed JSON, 413 for a body over MAX_BODY_BYTES, 503 with Retry-After while
@@ -23,12 +34,35 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from .._version import __version__
-from ..config import SAMPLE_PRESET
-from .http import (SSE_HEADERS, ApiError, BodyLimit, ClientGone, TokenStream, await_job, error_response,
-                   from_exception, is_openai, log, ready_engine, sse, validation_error)
-from .schema import MAX_BODY_BYTES, MAX_START_CHARS, generate_request_model, given_options, option_specs
+from ..config import MAX_ALTERNATIVES, MAX_KEPT_CHARS, MAX_SONG_LINES, SAMPLE_PRESET
+from .http import (
+    SSE_HEADERS,
+    ApiError,
+    BodyLimit,
+    ClientGone,
+    TokenStream,
+    await_job,
+    error_response,
+    from_exception,
+    is_openai,
+    log,
+    ready_engine,
+    sse,
+    validation_error,
+)
+from .schema import (
+    MAX_BODY_BYTES,
+    MAX_START_CHARS,
+    LinesRequest,
+    alternatives_request_model,
+    generate_request_model,
+    given_options,
+    option_specs,
+)
 
 # The page may talk to this server only: nothing from elsewhere, so it works offline by construction.
+# The desk's own request fields: an OptionError starting with one of them names it (Lyricist.alternatives).
+DESK_FIELDS = ("song", "line", "n", "lines")
 PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
             "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -49,6 +83,7 @@ def create_app(engine) -> FastAPI:
     specs = option_specs()
     names = [s.name for s in specs]
     GenerateRequest = generate_request_model()
+    AlternativesRequest = alternatives_request_model()
     page = page_html()
     app = FastAPI(title="lyricgen", version=__version__, docs_url=None, redoc_url=None,
                   description="Song lyrics from a start word; OpenAI-compatible completions at /v1/completions.")
@@ -77,10 +112,13 @@ def create_app(engine) -> FastAPI:
     @app.get("/api/options")
     async def options():
         return {"options": [s.to_dict() for s in specs], "sample_preset": SAMPLE_PRESET,
-                "start": {"max_length": MAX_START_CHARS}, "pool": engine.pool.stats()}
+                "start": {"max_length": MAX_START_CHARS}, "themes": engine.themes,
+                "desk": {"max_song_lines": MAX_SONG_LINES, "max_alternatives": MAX_ALTERNATIVES,
+                         "max_line_chars": MAX_KEPT_CHARS},
+                "pool": engine.pool.stats()}
 
     @app.post("/api/generate")
-    async def generate(request: Request, body: GenerateRequest):  # noqa: F821 (built above)
+    async def generate(request: Request, body: GenerateRequest):
         started = time.monotonic()
         ready_engine(engine)
         try:
@@ -93,6 +131,31 @@ def create_app(engine) -> FastAPI:
         except Exception as e:
             raise from_exception(e, names) from None
         return result_body(engine, prepared, candidates, time.monotonic() - started)
+
+    @app.post("/api/alternatives")
+    async def alternatives(request: Request, body: AlternativesRequest):
+        started = time.monotonic()
+        ready_engine(engine)
+        try:
+            prepared = engine.prepare(body.start, given_options(body, specs), body.sample)
+            found = await await_job(request, engine.alternatives(prepared, list(body.song), body.line, body.n))
+        except ClientGone:
+            return Response(status_code=499)
+        except Exception as e:  # noqa: BLE001 - every failure becomes an ApiError (the unexpected logged, a 500)
+            raise from_exception(e, [*names, *DESK_FIELDS]) from None
+        return {"model": engine.model_id, "start": prepared.start, "line": body.line, "options": prepared.options,
+                "alternatives": [a.to_dict() for a in found], "elapsed_s": round(time.monotonic() - started, 3)}
+
+    @app.post("/api/lines")
+    async def lines(request: Request, body: LinesRequest):
+        ready_engine(engine)
+        try:
+            described = await await_job(request, engine.describe(list(body.lines)))
+        except ClientGone:
+            return Response(status_code=499)
+        except Exception as e:  # noqa: BLE001 - as above
+            raise from_exception(e, DESK_FIELDS) from None
+        return {"lines": described}
 
     app.include_router(openai_router)
     return app

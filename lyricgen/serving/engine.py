@@ -4,6 +4,8 @@
     engine.load("runs/jay/best.pt", torch.device("cpu"))      # in the background while /health says 503
     prepared = engine.prepare("月光", {"lines": 4}, sample=True)  # input errors raise here, before queueing
     job = engine.submit(prepared, tokens)                          # written on a worker
+    job = engine.alternatives(prepared, song, line=2, n=5)        # the writing desk's short jobs,
+    job = engine.describe(["月光下的我"])                          # on the same pool
 
 Everything about one request that can be wrong with the input (an option out of bounds, a start word
 the model does not know) is found by `prepare`, in the request handler, so it becomes a 4xx before
@@ -74,11 +76,13 @@ class Engine:
         self.model_id: str | None = None
         self.created = 0  # the checkpoint file's modification time, OpenAI's `created`
         self.error: str | None = None  # why loading failed
+        self.themes = False  # whether the word vectors are installed, so a song can hold to a theme
         self.ready = threading.Event()
 
     def load(self, path, device, model_id: str | None = None) -> None:
         """Load the checkpoint once; on failure keep the reason in `error` and raise it."""
         from ..checkpoint import load_checkpoint
+        from ..text import wordvectors
         from ..text.tokenizer import segment
         from ..writing.lyricist import Lyricist
 
@@ -91,6 +95,11 @@ class Engine:
         except LyricgenError as e:
             self.error = str(e)
             raise
+        try:
+            wordvectors.load()  # loaded now (converted once, the first time), not in the first themed request
+            self.themes = True
+        except LyricgenError:  # not installed: the page then leaves the theme empty (GET /api/options says)
+            self.themes = False
         self.model_id, self.created = model_id or str(path), int(Path(path).stat().st_mtime)
         self.writer = writer
         self.ready.set()
@@ -115,20 +124,45 @@ class Engine:
         """The candidates, best first (runs on a worker): the Lyricist's stream, iterated until it ends
         or should_stop() (then closed, and errors.Cancelled raised); each piece of text written goes
         to tokens.send (an http.TokenStream) when streaming."""
-        writing = self.writer.stream(prepared.request)
-        try:
-            while True:
-                if should_stop():
-                    raise Cancelled("generation was cancelled")
-                try:
-                    piece = next(writing)
-                except StopIteration as done:
-                    return done.value
-                if piece and tokens is not None:
-                    tokens.send(piece)
-        finally:
-            writing.close()
+        return run_steps(self.writer.stream(prepared.request), should_stop, tokens)
 
     def submit(self, prepared: Prepared, tokens=None):
         """A pool job writing `prepared` (raises pool.Busy when full)."""
         return self.pool.submit(lambda should_stop: self.write(prepared, should_stop, tokens))
+
+    # The desk's requests take the same pool as songs, so the server's load stays bounded by
+    # workers + queue whatever the mix of songs, alternatives and lines.
+    def alternatives(self, prepared: Prepared, song: list[str], line: int, n: int):
+        """A pool job: up to n alternatives for line `line` (from 1) of `song`, written with the options
+        of `prepared`, best first; it stops at the next search step when cancelled. The Lyricist checks
+        the song, the line and n (OptionError naming which: a 422 from the job's result)."""
+        return self.pool.submit(lambda should_stop: run_steps(
+            self.writer.alternatives_steps(prepared.request, song, line, n), should_stop))
+
+    def describe(self, lines: list[str]):
+        """A pool job: each line's rhyme class and whether it copies the corpus (a lookup, no model:
+        it is short, and still queued with the rest so a flood of them is refused like any other)."""
+        def run(should_stop):
+            if should_stop():
+                raise Cancelled("the request was cancelled")
+            return self.writer.describe(lines)
+
+        return self.pool.submit(run)
+
+
+def run_steps(steps, should_stop, tokens=None):
+    """A writing generator (yields text, or "" after a step) iterated to its return value, or until
+    should_stop() (then closed, and errors.Cancelled raised); each piece of text goes to tokens.send
+    when given."""
+    try:
+        while True:
+            if should_stop():
+                raise Cancelled("generation was cancelled")
+            try:
+                piece = next(steps)
+            except StopIteration as done:
+                return done.value
+            if piece and tokens is not None:
+                tokens.send(piece)
+    finally:
+        steps.close()
