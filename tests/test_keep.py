@@ -192,3 +192,11 @@ def test_cli_keep_and_alternatives_for(cli, tiny_run):
 def test_cli_bad_keep_is_one_error_line(cli, tiny_run, args, message):
     rc, out, err = cli("generate", "月光", "--checkpoint", tiny_run / "best.pt", *args)
     assert rc != 0 and one_error_line(err) and message in err, err
+
+
+def test_alternatives_keep_the_rhyme_the_song_has_whatever_the_plan_draws(writer):
+    song = writer.generate("月光", lines=4, rhyme="AABB")[0].lines_text()
+    assert rhyme_id(song[0]) == rhyme_id(song[1]) >= 0
+    request = writer.request("月光", lines=4, rhyme="none", **SAMPLED)  # a plan that links no line
+    found = writer.alternatives(request, song, 2, 5)
+    assert found and all(rhyme_id(a.text) == rhyme_id(song[0]) for a in found), (song, found)

@@ -201,11 +201,21 @@ class SongWriter:
                      current: str = ""):
         """Up to n other lines for line `line` (1-based) of a song whose other lines are all kept
         (song.keep): yields "" after each search step and returns [(ids, text, logp)], best first,
-        each fitting the plan's length and the rhyme of its group and differing from `current`."""
+        each fitting the plan's length and the rhyme of its group and differing from `current`.
+
+        The rhyme is the song's before the plan's: a plan drawn for this request (rhyme auto draws its
+        links) may link the line otherwise than the song it is part of, so when `current` rhymes with
+        a line near it (one or two away, same section), the alternatives end on that rhyme."""
         generator = make_generator(sampling)
         draft = self.draft(start, prompt_ids, sampling, structure, song, generator)
         draft.lazy = True  # every line before this one is kept (or a chorus sung again): read them at once
         i = line - 1
+        c = self._class_of_text(current) if normalize_line(current) else -1
+        near = [j for j in (i - 1, i + 1, i - 2, i + 2) if j in draft.fixed and j >= 0
+                and draft.plan[j].section == draft.plan[i].section]
+        if c >= 0 and any(self._class_of_text(draft.fixed[j][1]) == c for j in near):
+            p = draft.plan[draft.plan[i].repeat_of] if draft.plan[i].repeat_of is not None else draft.plan[i]
+            draft.plan[i] = replace(p, rhyme_class=c, rhyme_with=None)
         committed = yield from self._lines(draft, i, sampling, generator, structure, song)
         if committed < i:
             return []
