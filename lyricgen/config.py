@@ -100,6 +100,9 @@ class TrainConfig(Config):
                                        low=0, low_open=True, on_resume=PER_RUN, metavar="SECONDS")
     max_steps: int | None = option(None, "stop after this many optimizer steps in total, saving last.pt",
                                    low=1, on_resume=PER_RUN)
+    rerank_lines: int = option(100, "validation lines the reranker is fitted on once training ends: each real line "
+                               "against the model's own lines for its context (0: no reranker)", low=0,
+                               on_resume=EXTEND)
 
 
 @dataclass
@@ -299,6 +302,9 @@ class SongConfig(Config):
     phrase_memory: int = option(0, "songs remembered by this writer (process, server): a new song avoids the "
                                 "4-character phrases of the last N (0: none, so a request alone decides its song; "
                                 "`lyricgen report` uses 64)", low=0, high=100_000)
+    rerank: bool = option(True, "choose each line by the checkpoint's reranker, fitted at training time on real lines "
+                          "against the model's own (--no-rerank, or a checkpoint without one: by the model's "
+                          "log-probability less the word penalties)")
     plain: bool = option(False, "write token by token, the model's plain continuation, without line lengths, "
                          "rhyme or form (the default writes line by line to the corpus's habits)")
 
@@ -387,7 +393,7 @@ class GenerateConfig(Config):
 REPORT_MODES = ("both", "greedy", "sampled")
 # The SongConfig options `lyricgen report` takes, for both modes (one start word per song: no
 # acrostic or first line; no --plain, since the report measures songs).
-REPORT_SONG_OPTIONS = ("rhyme", "rhyme_class", "line_chars", "form", "line_candidates", "phrase_memory")
+REPORT_SONG_OPTIONS = ("rhyme", "rhyme_class", "line_chars", "form", "line_candidates", "phrase_memory", "rerank")
 
 
 @dataclass

@@ -14,8 +14,12 @@ One package, below checkpoint.py (which stores them) and above text/ (which they
                  (None in checkpoints from before it)
     credits      Credits (credits.py): the names of the corpus's credit and title lines, which
                  generation does not write; None when none were found (or before them)
+    reranker     Reranker (rerank.py): which of the line search's candidates a reader would choose,
+                 fitted after training on the validation text (training/trainer.py, writing/judge.py);
+                 None before it, or when there was no validation text to fit it on
 
-Each has fit / to_dict / from_dict; `SideModels.fit` fits them all from the training part.
+Each has fit / to_dict / from_dict; `SideModels.fit` fits them all from the training part, except the
+reranker, which needs the trained network.
 """
 from dataclasses import dataclass, field
 
@@ -24,6 +28,7 @@ from .habits import Habits
 from .mixture import Mixture
 from .originality import Originality
 from .repeat import RepeatModel
+from .rerank import Reranker
 from .unk import UnkModel
 
 
@@ -35,6 +40,7 @@ class SideModels:
     habits: Habits | None = None
     mixture: Mixture | None = None
     credits: Credits | None = None
+    reranker: Reranker | None = None
 
     @classmethod
     def fit(cls, train_lines: list[str], train_ids, vocab, val_ids=(), names=()) -> "SideModels":
@@ -56,6 +62,8 @@ class SideModels:
             d["mixture"] = self.mixture.to_dict()
         if self.credits is not None:
             d["credits"] = self.credits.to_dict()
+        if self.reranker is not None:  # a checkpoint without one is written exactly as before
+            d["reranker"] = self.reranker.to_dict()
         return d
 
     @classmethod
@@ -64,4 +72,5 @@ class SideModels:
                    originality=Originality.from_dict(d["originality"]) if d.get("originality") else None,
                    habits=Habits.from_dict(d["habits"]) if d.get("habits") else None,
                    mixture=Mixture.from_dict(d["mixture"]) if d.get("mixture") else None,
-                   credits=Credits.from_dict(d["credits"]) if d.get("credits") else None)
+                   credits=Credits.from_dict(d["credits"]) if d.get("credits") else None,
+                   reranker=Reranker.from_dict(d["reranker"]) if d.get("reranker") else None)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import Checkpoint, RunState, TrainingState, current_versions, save_checkpoint
+from ..checkpoint import Checkpoint, RunState, TrainingState, current_versions, load_checkpoint, save_checkpoint
 from ..config import TokenizerConfig, TrainConfig
 from ..errors import LyricgenError
 from ..fileio import atomic_write
@@ -331,7 +331,37 @@ class Trainer:
                 reason = self._end_epoch(on_epoch) if self.state.batch_in_epoch == self.batches.per_epoch else None
                 reason = reason or self._stop_for_time(on_epoch)
             if reason is not None:
+                if reason != "signal":  # a signal asks to stop now
+                    self.fit_reranker()
                 return reason
+
+    def fit_reranker(self) -> None:
+        """Once training ends: the reranker of best.pt's model (writing/judge.py), fitted on up to
+        config.rerank_lines validation lines and written into best.pt, and into last.pt when its
+        weights are best.pt's (else last.pt holds none: one fitted for other weights would mislead).
+        Rank 0 alone; it adds to the run's wall time after any --time-budget (about a minute for a
+        Jay Chou model on a 2-core CPU), and leaves the RNG state as it found it, so a later resume
+        goes on as before."""
+        world, files = self.place.world, self.place.files
+        if not world.is_main or not self.config.rerank_lines or not self.data.val.ids or not files.best.exists():
+            return
+        from ..writing.judge import fit_reranker
+
+        best = load_checkpoint(files.best)
+        rng = rng_state()
+        model = best.build_model().to(self.place.device)
+        reranker = fit_reranker(model, best.vocab, best.side, self.data.train.stream.cpu(), self.data.val.ids,
+                                seed=self.config.seed, max_contexts=self.config.rerank_lines)
+        set_rng_state(rng)
+        if reranker is None:
+            return
+        best.side.reranker = reranker
+        save_checkpoint(best, files.best)
+        mine = self.model.state_dict()
+        same = mine.keys() == best.weights.keys() and all(torch.equal(mine[k].cpu(), best.weights[k]) for k in mine)
+        if not world.distributed and (same or self.side.reranker is not None):  # (last.pt of ranks: as saved)
+            self.side.reranker = reranker if same else None
+            save_checkpoint(self.checkpoint(), files.last)
 
     def _stop_before_step(self) -> str | None:
         st, cfg = self.state, self.config

@@ -79,11 +79,13 @@ class Alternative:
 
 
 class Lyricist:
-    def __init__(self, model, vocab, originality=None, habits: Habits | None = None, mixture=None, credits=None):
+    def __init__(self, model, vocab, originality=None, habits: Habits | None = None, mixture=None, credits=None,
+                 reranker=None):
         self.model = model
         self.vocab = vocab
         self.originality = originality
         self.credits = credits  # fitted/credits.py: names from the corpus's credit lines, never written
+        self.reranker = reranker  # fitted/rerank.py: which candidate line to choose (None: the model's score)
         self.predictor = Predictor(model, mixture)  # what generation samples from: the network mixed with the n-gram
         self._habits = habits
         self._songs = None
@@ -98,7 +100,8 @@ class Lyricist:
     @property
     def songs(self) -> SongWriter:
         if self._songs is None:
-            self._songs = SongWriter(self.predictor, self.vocab, self.habits, self.originality, self.credits)
+            self._songs = SongWriter(self.predictor, self.vocab, self.habits, self.originality, self.credits,
+                                     self.reranker)
         return self._songs
 
     @classmethod
@@ -106,7 +109,8 @@ class Lyricist:
         """Everything comes from the checkpoint; no corpus is read."""
         ckpt = load_checkpoint(path)
         model = ckpt.build_model().to(torch.device(device)).eval()
-        return cls(model, ckpt.vocab, ckpt.side.originality, ckpt.side.habits, ckpt.side.mixture, ckpt.side.credits)
+        side = ckpt.side
+        return cls(model, ckpt.vocab, side.originality, side.habits, side.mixture, side.credits, side.reranker)
 
     def prompt(self, start: str) -> tuple[list[int], list[str]]:
         """Ids for the start word, and the characters left out because the model never saw them."""
@@ -202,6 +206,7 @@ class Lyricist:
         results = []
         for seed in seeds:
             alone = replace(sampling, seed=seed if seed is None else seed % (SEED_MAX + 1), num_samples=1)
+            self.songs.rerank = song.rerank  # the writer's one switch, set for each song it writes
             lines = self.songs.write(request.start, request.prompt_ids, alone, request.structure, song)
             s = yield from (lines if one else mapped(lines, lambda piece: ""))
             results.append((s.text, s.score, s.tokens, s.notes))

@@ -26,6 +26,11 @@ Figures, per set of songs (each written from one start word):
                     after a blank line, so it never counts)
 
 The reference lines are cut into songs where they have blank lines, else into songs of `lines` lines.
+
+With a checkpoint that has a reranker (judge.py), the report also gives its held-out accuracy, as
+fitted at training time: the share of (real line, model line) pairs, on validation contexts it was
+not fitted on, where the real line scores higher; beside it the same share for the ranking it
+replaces (mean log-probability less word penalties), and whether the songs were ranked by it.
 """
 import math
 import random
@@ -200,10 +205,20 @@ def song_report(writer, words: list[str], lines: int = 8, reference: list[str] |
         report[mode] = {**song_figures(songs, writer.habits, writer.originality, scheme),
                         "seconds_per_song": seconds / max(len(words), 1)}
         report.setdefault("texts", {})[mode] = ["\n".join(song) for song in songs]
+    reranker = getattr(writer, "reranker", None)
+    if reranker is not None:
+        report["reranker"] = reranker_figures(reranker, options.get("rerank", True))
     if reference is not None:
         report["reference"] = song_figures(reference_songs(reference, lines), writer.habits, writer.originality,
                                            scheme)
     return report
+
+
+def reranker_figures(reranker, used: bool = True) -> dict:
+    """What the checkpoint's reranker (fitted/rerank.py) measured at training time."""
+    return {"accuracy": reranker.accuracy, "base_accuracy": reranker.base_accuracy, "contexts": reranker.contexts,
+            "pairs": reranker.pairs, "fit_contexts": reranker.fit_contexts, "seconds": reranker.seconds,
+            "used": bool(used)}
 
 
 ROWS = [("rhyme_rate", "adjacent lines that rhyme", "{:.2f}"), ("scheme_rate", "pairs the scheme asks that rhyme",
@@ -233,6 +248,12 @@ def format_report(report: dict) -> str:
             cells.append(f"{fmt.format(value) if value is not None else '-':>9}")
         if any(cell.strip() != "-" for cell in cells):
             out.append(f"{label:<{width}}  " + "  ".join(cells))
+    r = report.get("reranker")
+    if r and r["accuracy"] is not None:
+        base = f" (log-probability less word penalties: {r['base_accuracy']:.1%})" if r["base_accuracy"] is not None else ""
+        out.append(f"reranker: real line ranked above the model's {r['accuracy']:.1%} of {r['pairs']} held-out pairs "
+                   f"({r['contexts']} contexts){base}; fitted in {r['seconds']:.0f} s; "
+                   + ("songs ranked by it" if r["used"] else "not used (--no-rerank)"))
     n = report.get("greedy", report.get("sampled", {})).get("songs", 0)
     out.append(f"{n} songs of {report['lines']} lines per mode; corpus = the checkpoint's habits "
                f"({report['corpus']['source']}); sampled = --sample with seed i for word i")

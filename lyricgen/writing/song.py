@@ -32,6 +32,7 @@ from ..text.rhyme import parse_class
 from ..text.tokenizer import normalize_line
 from .form import plan_song, sections_of
 from .generate import resolve_start
+from .judge import Judge
 from .lines import LineRequest, LineSearch, SongContext
 from .loops import repeats_a_phrase
 from .phrases import COPY_BOUND, CopyGuard, PhraseMemory
@@ -106,10 +107,14 @@ class Draft:
 class SongWriter:
     """Writes songs from a Predictor, a vocabulary, the corpus's habits and its originality hashes."""
 
-    def __init__(self, predictor, vocab, habits, originality=None, credits=None):
+    def __init__(self, predictor, vocab, habits, originality=None, credits=None, reranker=None):
         self.predictor, self.vocab, self.habits, self.originality = predictor, vocab, habits, originality
         self.credits = credits  # names of the corpus's credit lines: never written unless the user did
         self.words = shared_words()
+        # judge.py: the checkpoint's reranker (None without one, or one of other features); `rerank`
+        # is the request's --rerank, set per song by the Lyricist
+        self.judge = Judge(reranker, self.words, originality, habits) if Judge.usable(reranker) else None
+        self.rerank = True
         self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens),
                                  self.words)
         self.memory = PhraseMemory(0)  # the phrases of the songs written before (remember() sizes it)
@@ -335,11 +340,15 @@ class SongWriter:
 
     def _ranked(self, head: str, lines, theme=None, earlier: list[str] = ()) -> list:
         """(text, line) best first: the model's mean log-probability, less the whole-word penalty
-        (words.py) and the stock-phrase penalty (phrases.py), per token; with a theme, plus
-        FIT_WEIGHT times the line's fit to it and to the two lines before (theme.py). Ties keep the
-        search's order."""
+        (words.py) and the stock-phrase penalty (phrases.py), per token; with a reranker (judge.py,
+        unless --no-rerank) its score in place of the first two; with a theme, plus FIT_WEIGHT times
+        the line's fit to it and to the two lines before (theme.py). Ties keep the search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
-        key = [(line.logp - self.words.penalty(text) - self.memory.penalty(text)) / line.n for text, line in found]
+        if self.judge is not None and self.rerank:
+            key = [s - self.memory.penalty(text) / line.n
+                   for s, (text, line) in zip(self.judge.scores(found, earlier), found)]
+        else:
+            key = [(line.logp - self.words.penalty(text) - self.memory.penalty(text)) / line.n for text, line in found]
         if theme is not None:
             to = target(theme, earlier[-2:])
             key = [k + FIT_WEIGHT * fit(text, theme, to=to) for k, (text, _) in zip(key, found)]
