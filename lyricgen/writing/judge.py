@@ -54,9 +54,9 @@ from .words import _HAN_RUN, shared_words
 
 FEATURES = ("mean_logp", "length_z", "length_off", "fused", "dangling", "copy", "corpus_spans", "repeated_chars",
             "single_words", "word_chars", "previous_overlap")
-MAX_CONTEXTS = 300  # validation lines judged at training time (about a minute on a 2-core CPU)
+MAX_CONTEXTS = 60  # validation lines judged at training time (TrainConfig.rerank_lines; the cost is per line)
 CONTEXT_LINES = 4  # lines before each, fed to the model as the song so far
-K = 16  # model lines per context and way of writing (beam, sampled)
+K = 8  # model lines per context and way of writing (beam, sampled): the beam returns every line it finishes, so about 50 in all
 LENGTH_SLACK = 2  # the model's lines may be this many characters shorter or longer than the real one
 WINDOW = 4  # characters in a corpus_spans window (the originality hashes' shortest span)
 

@@ -248,6 +248,7 @@ class Lyricist:
         sampling, structure, cfg = self.rewrite_request(request, song, line, n)
         opening = cfg.opening()
         prompt_ids = self.prompt(opening)[0] if opening else request.start_ids
+        self.songs.rerank = cfg.rerank
         found = yield from self.songs.alternatives(request.start, prompt_ids, sampling, structure, cfg, line, n,
                                                    song[line - 1])
         return [Alternative(text=normalize_line(text), score=logp / (len(ids) + 1), rhyme=rhyme_class(text),
