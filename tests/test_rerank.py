@@ -183,3 +183,21 @@ def test_report_shows_the_held_out_accuracy(reranked_run):
     assert f"{r.accuracy:.1%} of {r.pairs} held-out pairs" in text
     assert "songs ranked by it" in text
     assert "not used (--no-rerank)" in format_report({**report, "reranker": reranker_figures(r, used=False)})
+
+
+def test_a_real_lines_log_probability_in_one_pass_is_the_predictors_step_by_step(tiny_ckpt):
+    from lyricgen.writing.judge import line_logp
+    from lyricgen.writing.predictor import Predictor
+
+    vocab = tiny_ckpt.vocab
+    predictor = Predictor(tiny_ckpt.build_model().eval(), tiny_ckpt.side.mixture)
+    lb = vocab.line_break_id
+    words = [i for i, t in enumerate(vocab.tokens) if i >= 3 and t.strip()]
+    stream, ids = [lb] + words[:5] + [lb], words[5:9]
+    logp, state = predictor.start(stream)
+    expected, lp, st = 0.0, logp, state
+    for t in ids + [lb]:
+        expected += float(lp[0, t])
+        lp, st = predictor.step(st, torch.tensor([t]))
+    assert line_logp(predictor, logp, state, stream, ids, lb) == pytest.approx(expected, abs=1e-3)
+    assert line_logp(predictor, logp, state, stream, [], lb) == pytest.approx(float(logp[0, lb]))

@@ -250,7 +250,9 @@ def format_report(report: dict) -> str:
             out.append(f"{label:<{width}}  " + "  ".join(cells))
     r = report.get("reranker")
     if r and r["accuracy"] is not None:
-        base = f" (log-probability less word penalties: {r['base_accuracy']:.1%})" if r["base_accuracy"] is not None else ""
+        base = ""
+        if r["base_accuracy"] is not None:
+            base = f" (log-probability less word penalties: {r['base_accuracy']:.1%})"
         out.append(f"reranker: real line ranked above the model's {r['accuracy']:.1%} of {r['pairs']} held-out pairs "
                    f"({r['contexts']} contexts){base}; fitted in {r['seconds']:.0f} s; "
                    + ("songs ranked by it" if r["used"] else "not used (--no-rerank)"))
