@@ -81,10 +81,13 @@ def test_split_lines():
 # -- training fits and stores it ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def reranked_run(tmp_path_factory):
-    """A 2-epoch tiny run (its 8 validation lines are the contexts)."""
+    """A 2-epoch run of characters on the tiny corpus twice over, so that its 16 validation lines (the
+    contexts) hold no character the vocabulary lacks (such lines are left out: "<unk>" gives them away)."""
     out = tmp_path_factory.mktemp("reranked")
-    run = RunConfig(corpus=str(TINY_CORPUS), out=str(out), device="cpu")
-    assert open_run(run, {**TINY_OPTIONS, "epochs": 2}).run() == "done"
+    corpus = out / "twice.txt"
+    corpus.write_text(TINY_CORPUS.read_text(encoding="utf-8") * 2, encoding="utf-8")
+    run = RunConfig(corpus=str(corpus), out=str(out), device="cpu")
+    assert open_run(run, {**TINY_OPTIONS, "unit": "char", "min_freq": 1, "epochs": 2}).run() == "done"
     return out
 
 
@@ -92,8 +95,8 @@ def test_training_fits_the_reranker_and_stores_it_in_the_checkpoint(reranked_run
     best = load_checkpoint(reranked_run / "best.pt")
     r = best.side.reranker
     assert r is not None and tuple(r.names) == FEATURES and Judge.usable(r)
-    assert r.contexts + r.fit_contexts == 8  # every validation line of the tiny corpus is a context
-    assert r.contexts == 2 and r.pairs > 0
+    assert r.contexts + r.fit_contexts <= 16 and r.contexts == round(0.3 * (r.contexts + r.fit_contexts))
+    assert r.contexts >= 2 and r.pairs > 0
     assert 0.0 <= r.accuracy <= 1.0 and 0.0 <= r.base_accuracy <= 1.0
     assert r.seconds > 0 and r.extra["model_lines"] >= r.pairs
     assert r.weights[FEATURES.index(LOGP)] == 1.0
@@ -118,7 +121,7 @@ def test_a_resumed_run_fits_it_again_when_it_ends(reranked_run, tmp_path):
     run = RunConfig(resume=str(run_dir / "last.pt"), device="cpu")
     assert open_run(run, {"epochs": 3}).run() == "done"
     r = load_checkpoint(run_dir / "best.pt").side.reranker
-    assert r is not None and r.contexts == 2 and r.seconds != before.seconds  # fitted anew
+    assert r is not None and r.contexts == before.contexts and r.seconds != before.seconds  # fitted anew
 
 
 # -- writing with it ---------------------------------------------------------------------------------

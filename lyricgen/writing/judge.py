@@ -23,9 +23,10 @@ numbers, none needing the corpus (only what the checkpoint carries):
 Fitting (residual EBM reranking, Deng et al. 2020): for up to MAX_CONTEXTS lines of the validation
 text, spread evenly, the CONTEXT_LINES lines before it are the context; the real line is set against
 the lines the model writes there with the line search, in the real line's length window
-(+-LENGTH_SLACK characters, no rhyme): a beam of K (what greedy writing ranks) and K sampled with the
---sample preset (what sampled writing ranks), less duplicates, the real line itself and training lines
-(which writing never chooses). The model here mixes the network with an n-gram fitted on the training
+(+-LENGTH_SLACK characters, no rhyme): by turns a beam of K (what greedy writing ranks: every line
+it finishes) and K rows sampled with the --sample preset (what sampled writing ranks), one search a
+context since the search is what fitting costs; less duplicates, the real line itself and training
+lines (which writing never chooses). The model here mixes the network with an n-gram fitted on the training
 text alone: the checkpoint's n-gram has also counted the validation text, and would make every real
 line look likelier than the model's own.
 
@@ -152,7 +153,8 @@ def fit_reranker(model, vocab, side, train_stream, val_ids, seed: int = 0, max_c
     started, cpu = time.monotonic(), time.process_time()
     lb = vocab.line_break_id
     lines = split_lines(list(val_ids), lb)
-    targets = [i for i, ids in enumerate(lines) if normalize_line(vocab.decode(ids))]
+    # lines with a character the model never saw are left out: "<unk>" would tell them from the model's
+    targets = [i for i, ids in enumerate(lines) if normalize_line(vocab.decode(ids)) and vocab.unk_id not in ids]
     if len(targets) > max_contexts:  # spread evenly over the text
         targets = [targets[round(j * (len(targets) - 1) / (max_contexts - 1))] for j in range(max_contexts)]
     predictor = Predictor(model, train_only_mixture(side.mixture, train_stream, len(vocab)))
@@ -165,7 +167,7 @@ def fit_reranker(model, vocab, side, train_stream, val_ids, seed: int = 0, max_c
     min_tokens = generation_configs({})[1].min_line_tokens
     real_rows, cand_rows, base_real, base_cands = [], [], [], []
     rng = random.Random(seed)
-    for i in targets:
+    for j, i in enumerate(targets):
         before = lines[max(0, i - CONTEXT_LINES):i]
         history = [t for ids in before for t in ids + [lb]]
         logp, state = predictor.start([lb] + history)
@@ -175,18 +177,16 @@ def fit_reranker(model, vocab, side, train_stream, val_ids, seed: int = 0, max_c
         chars = count_chars(real)
         req = LineRequest(low=max(1, chars - LENGTH_SLACK), high=chars + LENGTH_SLACK, min_tokens=min_tokens)
         seen, rows, base = {real}, [], []
-        for how in (greedy, sampled):
-            if not how.greedy:
-                how = replace(how, seed=rng.randrange(2**31))
-            ctx = search.context(history, how, before, logp, state)
-            for line in drain(search.search(ctx, req, k, how, make_generator(how))):
-                text = normalize_line(vocab.decode(line.ids))
-                if not text or text in seen or (side.originality is not None
-                                                and side.originality.is_training_line(text)):
-                    continue
-                seen.add(text)
-                rows.append(judge.features(text, line.logp, line.n, previous))
-                base.append((line.logp - words.penalty(text)) / line.n)
+        how = greedy if j % 2 == 0 else replace(sampled, seed=rng.randrange(2**31))  # one search a context
+        ctx = search.context(history, how, before, logp, state)
+        for line in drain(search.search(ctx, req, k, how, make_generator(how))):
+            text = normalize_line(vocab.decode(line.ids))
+            if not text or text in seen or (side.originality is not None
+                                            and side.originality.is_training_line(text)):
+                continue
+            seen.add(text)
+            rows.append(judge.features(text, line.logp, line.n, previous))
+            base.append((line.logp - words.penalty(text)) / line.n)
         n = len(lines[i]) + 1
         real_rows.append(judge.features(real, real_logp, n, previous))
         base_real.append((real_logp - words.penalty(real)) / n)
