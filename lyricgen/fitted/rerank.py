@@ -14,12 +14,15 @@ and how the candidates are drawn belong to the writing path (writing/judge.py), 
 must not import. `names` records the features the weights are for: a reader whose features differ
 (another lyricgen) ignores the reranker rather than misreading it.
 
-The score is residual: the model's mean log-probability per token (the feature named LOGP) enters
-with a fixed weight of 1 and the other features add to it, so the score stays in the units the line
-search already ranks by (nats per token) and the stock-phrase penalty and theme fit add to it as
-before. A free weight on it was tried (judge.py's docstring has the figures): the fit set it negative,
-since the real line is less probable than the model's own best, and a reranker that prefers improbable
-candidates writes worse lines than it ranks held-out pairs.
+The score is residual: the ranking the line search used before it (the model's mean log-probability
+per token less the whole-word penalties; the feature named LOGP) enters with a fixed weight of 1 and
+the other features add to it, so the score stays in the units the search ranks by (nats per token),
+the stock-phrase penalty and theme fit add to it as before, and the hand-set word penalties stay
+(a first version started from the bare log-probability and learned ~0 for a dangling end, which the
+search's candidates seldom have: its greedy songs ended lines inside phrases far more often). A free
+weight on it was tried (judge.py's docstring has the figures): the fit set it negative, since the real
+line is less probable than the model's own lines, and a reranker that prefers improbable candidates
+writes worse lines than it ranks held-out pairs.
 
 Accuracy is measured on contexts the weights were not fitted on (HELD_SHARE of them, drawn by a
 seeded shuffle): the share of (real line, model line) pairs where the real line scores higher, a tie
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-LOGP = "mean_logp"  # the feature that enters with weight 1
+LOGP = "base_score"  # the feature that enters with weight 1: the ranking without a reranker (judge.py)
 HELD_SHARE = 0.3  # of the contexts, held out to measure accuracy
 L2 = 1e-2  # ridge on the standardised weights: a few hundred contexts, a dozen features
 MIN_CONTEXTS = 4  # fewer than this and no reranker is fitted (nothing to hold out)
