@@ -340,8 +340,8 @@ class Trainer:
         config.rerank_lines validation lines and written into best.pt, and into last.pt when its
         weights are best.pt's (else last.pt holds none: one fitted for other weights would mislead).
         Rank 0 alone; it adds to the run's wall time after any --time-budget: for the Jay Chou LSTM
-        (2.3M parameters) and 60 contexts, 130 CPU seconds, which took 7 minutes of wall time on a
-        2-core CPU shared with other jobs; --rerank-lines sets the number of contexts (the cost is per
+        (2.3M parameters) and 60 contexts, 88 CPU seconds, 102 s of wall time on a 2-core CPU shared
+        with other jobs (4-7 minutes when it was busier); --rerank-lines sets the number of contexts (the cost is per
         context) and 0 skips it. It leaves the RNG state as it found it, so a later resume goes on as
         before."""
         world, files = self.place.world, self.place.files
