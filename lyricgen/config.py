@@ -101,8 +101,7 @@ class TrainConfig(Config):
     max_steps: int | None = option(None, "stop after this many optimizer steps in total, saving last.pt",
                                    low=1, on_resume=PER_RUN)
     rerank_lines: int = option(60, "validation lines the reranker is fitted on once training ends: each real line "
-                               "against the model's own lines for its context (0: no reranker)", low=0,
-                               on_resume=EXTEND)
+                               "against the model's own lines for its context (0: no reranker)", low=0)
 
 
 @dataclass
