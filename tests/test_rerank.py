@@ -87,7 +87,8 @@ def reranked_run(tmp_path_factory):
     corpus = out / "twice.txt"
     corpus.write_text(TINY_CORPUS.read_text(encoding="utf-8") * 2, encoding="utf-8")
     run = RunConfig(corpus=str(corpus), out=str(out), device="cpu")
-    assert open_run(run, {**TINY_OPTIONS, "unit": "char", "min_freq": 1, "epochs": 2}).run() == "done"
+    options = {**TINY_OPTIONS, "unit": "char", "min_freq": 1, "epochs": 2, "rerank_lines": 60}  # default: none
+    assert open_run(run, options).run() == "done"
     return out
 
 
@@ -108,9 +109,9 @@ def test_training_fits_the_reranker_and_stores_it_in_the_checkpoint(reranked_run
     assert Lyricist.load(reranked_run / "best.pt").songs.judge is not None
 
 
-def test_rerank_lines_zero_fits_none(tmp_path):
+def test_by_default_training_fits_no_reranker(tmp_path):
     run = RunConfig(corpus=str(TINY_CORPUS), out=str(tmp_path), device="cpu")
-    assert open_run(run, {**TINY_OPTIONS, "epochs": 1, "rerank_lines": 0}).run() == "done"
+    assert open_run(run, {**TINY_OPTIONS, "epochs": 1}).run() == "done"
     assert load_checkpoint(tmp_path / "best.pt").side.reranker is None
 
 
