@@ -315,3 +315,29 @@ def same_tensors(a, b, where="") -> None:
 
 def weights_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def engine(served_checkpoint):
+    """The server's Engine on the served checkpoint (2 workers, a queue of 4), one per test module
+    (test_serving, test_desk: they skip without the serve extra, so it is imported here, when used)."""
+    import torch
+
+    from lyricgen.serving.engine import Engine
+    from lyricgen.serving.pool import WorkerPool
+
+    engine = Engine(WorkerPool(2, 4))
+    engine.load(served_checkpoint, torch.device("cpu"), model_id="tiny")
+    yield engine
+    engine.pool.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    """FastAPI's test client on `engine`'s app."""
+    from fastapi.testclient import TestClient
+
+    from lyricgen.serving.app import create_app
+
+    with TestClient(create_app(engine)) as c:
+        yield c

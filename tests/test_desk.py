@@ -26,20 +26,6 @@ SONG = {"start": "月光", "form": "verse:4 verse:4", "sample": True, "seed": 5}
 
 
 @pytest.fixture(scope="module")
-def engine(served_checkpoint):
-    engine = Engine(WorkerPool(2, 4))
-    engine.load(served_checkpoint, torch.device("cpu"), model_id="tiny")
-    yield engine
-    engine.pool.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(engine):
-    with TestClient(create_app(engine)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def written(client) -> list[str]:
     """A song of 8 lines the tiny model wrote: its lines, without the blank line between sections."""
     body = client.post("/api/generate", json=SONG).json()

@@ -42,19 +42,6 @@ def loaded(checkpoint, workers=2, queue=4) -> Engine:
     return engine
 
 
-@pytest.fixture(scope="module")
-def engine(served_checkpoint):
-    engine = loaded(served_checkpoint)
-    yield engine
-    engine.pool.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(engine):
-    with TestClient(create_app(engine)) as c:
-        yield c
-
-
 def gated(writer, gate: threading.Event, stopped: threading.Event | None = None):
     """A stream that writes the start word, then waits for `gate` before writing; `stopped` is set
     when the worker stops iterating it (closes it) first."""
