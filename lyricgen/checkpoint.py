@@ -31,7 +31,9 @@ from .text.corpus import CorpusInfo
 from .text.vocab import Vocab
 
 FORMAT = "lyricgen-checkpoint"
-FORMAT_VERSION = 2
+# 3: the n-gram tables are stored packed (fitted/ngram.py). A lyricgen that reads 2 and older would
+# take packed keys for plain ones and write garbage without a word; the version makes it refuse.
+FORMAT_VERSION = 3
 REQUIRED_KEYS = ("format", "format_version", "model_config", "tokenizer", "vocab", "model")
 
 
@@ -193,7 +195,7 @@ def load_checkpoint(path) -> Checkpoint:
 
 
 def from_dict(d, path="checkpoint") -> Checkpoint:
-    """Validate a stored dict (format 1 or 2) and turn it into typed parts."""
+    """Validate a stored dict (format 1, 2 or 3) and turn it into typed parts."""
     _check_header(d, path)
     if d["format_version"] == 1:
         d = _upgrade_v1(d)

@@ -45,7 +45,7 @@ def _saved(tmp_path, d) -> str:
 # -- what a checkpoint holds -----------------------------------------------------------------------------
 def test_a_trained_checkpoint_holds_only_tensors_and_plain_containers(tiny_run):
     raw = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=True)  # the safe loader reads it
-    assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION == 2
+    assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION == 3
     assert set(raw) == {"format", "format_version", "versions", "model_config", "tokenizer", "vocab", "model",
                         "side_models", "corpus", "training"}
     assert set(raw["side_models"]) == {"unk", "repeat", "originality", "habits", "mixture"}
