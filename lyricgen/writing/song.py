@@ -45,6 +45,11 @@ SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the
 WIDEN = 4  # the search widens to this many times the candidates before giving anything up
 MAX_CANDIDATES = 512
 FALLBACK_TOP_P = 0.95  # greedy's sampled fallback for a rhyme the beam cannot reach
+THEMES_REMEMBERED = 256
+# Alternatives for one line search this many rows per alternative asked for (at least 16, at most
+# --line-candidates): the page wants 5 in a few tenths of a second, and a search's cost grows with its
+# rows (the masks and word checks run per row); 4 rows per line shown still leaves a choice.
+ROWS_PER_ALTERNATIVE, MIN_ALTERNATIVE_ROWS = 4, 16
 # Kept lines and no --lines or --form: a song of this many lines (the page's and the report's), or as
 # many as the last kept line needs.
 KEPT_SONG_LINES = 8
@@ -118,6 +123,7 @@ class SongWriter:
         self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens),
                                  self.words)
         self.memory = PhraseMemory(0)  # the phrases of the songs written before (remember() sizes it)
+        self._themes = {}  # (theme, keywords) -> Theme (_theme)
 
     def remember(self, texts: list[str], size: int) -> None:
         """The songs of a request, written: their phrases are avoided by the next `size` songs' worth."""
@@ -175,7 +181,19 @@ class SongWriter:
         rhyme_class = parse_class(song.rhyme_class) if song.rhyme_class else -1
         line_chars = parse_line_chars(song.line_chars) if song.line_chars else None
         return plan_song(self._sections(structure, song), song.rhyme, rhyme_class, line_chars, song.acrostic,
-                         self.habits, rng, song_theme(start, song, self.vocab))
+                         self.habits, rng, self._theme(start, song))
+
+    def _theme(self, start: str, song):
+        """song_theme, remembered: expanding a theme takes a nearest-neighbour search over 129,691 word
+        vectors (~35 ms), and a writer at the page asks for the same theme request after request."""
+        if song.theme is None and song.keywords is None:
+            return None
+        key = (song.theme or start, song.keywords)
+        if key not in self._themes:
+            if len(self._themes) >= THEMES_REMEMBERED:
+                self._themes.clear()
+            self._themes[key] = song_theme(start, song, self.vocab)
+        return self._themes[key]
 
     def draft(self, start: str, prompt_ids: list[int], sampling, structure, song, generator) -> Draft:
         """A song not yet written: its plan (kept lines ruling their rhyme groups) and the model
@@ -226,8 +244,9 @@ class SongWriter:
             return []
         if i and draft.plan[i].section != draft.plan[i - 1].section and self.habits.blank_lines:
             draft.feed(self.predictor, [self.vocab.line_break_id])
+        rows = min(song.line_candidates, max(ROWS_PER_ALTERNATIVE * n, MIN_ALTERNATIVE_ROWS))
         found = yield from self._choices(i, draft, sampling, generator, structure, song, want=n,
-                                         exclude={normalize_line(current)})
+                                         exclude={normalize_line(current)}, rows=rows)
         return found
 
     def _lines(self, draft: Draft, until: int, sampling, generator, structure, song):
@@ -273,11 +292,12 @@ class SongWriter:
         return until
 
     # -- one line ----------------------------------------------------------------------------------
-    def _choices(self, i: int, draft: Draft, sampling, generator, structure, song, want: int = 1, exclude=()):
+    def _choices(self, i: int, draft: Draft, sampling, generator, structure, song, want: int = 1, exclude=(),
+                 rows: int | None = None):
         """Up to `want` (ids, text, log-probability) for line i of the plan, best first, chosen from the
         line search (which it yields through); [] when nothing can be written. Lines in `exclude` are
         passed over. With want 1 this is the song's own choice: the first acceptable line of the first
-        search that has one."""
+        search that has one. `rows`: the first search's width (default --line-candidates)."""
         draft.read(self.predictor)
         p, budget = draft.plan[i], draft.budget
         if p.repeat_of is not None:  # a chorus line asked for anew: its first singing's window and rhyme
@@ -302,7 +322,7 @@ class SongWriter:
                                                draft.logp, draft.state)
         if self.credits is not None:
             ctx.names = self.credits.ban(self.vocab.tokens, draft.head)
-        k = max(song.line_candidates, want)
+        k = max(rows or song.line_candidates, want)
         wide = min(k * WIDEN, MAX_CANDIDATES)
         relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
         loose = replace(relaxed, low=min(p.hard_low, req.low), high=max(p.hard_high, req.high))
