@@ -147,6 +147,22 @@ def test_fit_is_higher_for_a_line_on_the_theme(vectors):
     assert themes.fit("月色", theme, ["汽车"]) < themes.fit("月色", theme)  # the line before counts too
 
 
+def test_the_report_measures_theme_and_adjacent_fit(vectors, monkeypatch):
+    from lyricgen.writing.report import fit_figures
+
+    monkeypatch.setattr(wordvectors, "load", lambda *a, **k: vectors)
+    on, off = fit_figures([["月光", "", "月色"]], ["月光"]), fit_figures([["月光", "汽车"]], ["月光"])
+    assert on["theme_fit"] > off["theme_fit"] and on["adjacent_fit"] > off["adjacent_fit"]
+    assert abs(on["adjacent_fit"] - float(unit(VECS[0]) @ unit(VECS[1]))) < 1e-3  # the blank line is skipped
+    assert fit_figures([["月光", "月色"]], None)["theme_fit"] is None  # real passages: no start word
+
+    def missing(*a, **k):
+        raise LyricgenError("no vectors")
+
+    monkeypatch.setattr(wordvectors, "load", missing)
+    assert fit_figures([["月光", "月色"]], ["月光"]) == {}
+
+
 def test_the_keyword_bias_favours_its_first_character_then_the_next():
     tokens = ["<pad>", "<unk>", "\n", "月", "色", "夜", "月色", "我"]
     bias = themes.KeywordBias("月色", tokens, "cpu")

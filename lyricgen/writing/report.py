@@ -22,6 +22,10 @@ Figures, per set of songs (each written from one start word):
     fused_lines     share of lines with two words fused on a shared character (风火轮廓, words.py)
     dangling_lines  share of lines that end inside a phrase (飞檐走, 尝一; words.py)
     phrase_songs    the largest share of songs that hold one 4-character phrase (top_phrase: which)
+    theme_fit       mean cosine of each line's word vector with its start word's (text/wordvectors.py;
+                    only with the `theme` extra installed): does the song stay on its subject
+    adjacent_fit    mean cosine of consecutive lines' word vectors: do the lines follow each other
+                    (the reference's real passages give the figure to compare with)
     loop_songs      songs with a line repeated three times in a row (a repeated chorus is a section
                     after a blank line, so it never counts)
 
@@ -203,15 +207,36 @@ def song_report(writer, words: list[str], lines: int = 8, reference: list[str] |
             songs.append(c.text.split("\n"))
         seconds = time.perf_counter() - t0
         report[mode] = {**song_figures(songs, writer.habits, writer.originality, scheme),
-                        "seconds_per_song": seconds / max(len(words), 1)}
+                        **fit_figures(songs, words), "seconds_per_song": seconds / max(len(words), 1)}
         report.setdefault("texts", {})[mode] = ["\n".join(song) for song in songs]
     reranker = getattr(writer, "reranker", None)
     if reranker is not None:
         report["reranker"] = reranker_figures(reranker, options.get("rerank", True))
     if reference is not None:
-        report["reference"] = song_figures(reference_songs(reference, lines), writer.habits, writer.originality,
-                                           scheme)
+        real = reference_songs(reference, lines)
+        report["reference"] = {**song_figures(real, writer.habits, writer.originality, scheme),
+                               **fit_figures(real, None)}
     return report
+
+
+def fit_figures(songs: list[list[str]], words: list[str] | None) -> dict:
+    """theme_fit (with the songs' start words) and adjacent_fit, by the word vectors; {} without them."""
+    from ..errors import LyricgenError
+    from ..text import wordvectors
+    from .theme import line_vector
+
+    try:
+        vectors = wordvectors.load()
+    except LyricgenError:  # the `theme` extra is not installed: nothing to measure fit with
+        return {}
+    theme, adjacent = [], []
+    for k, song in enumerate(songs):
+        vs = [line_vector(x, vectors) for x in song if x.strip()]
+        t = line_vector(words[k], vectors) if words is not None else None
+        theme += [float(v @ t) for v in vs if v is not None and t is not None]
+        adjacent += [float(a @ b) for a, b in zip(vs, vs[1:]) if a is not None and b is not None]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return {"theme_fit": mean(theme), "adjacent_fit": mean(adjacent)}
 
 
 def reranker_figures(reranker, used: bool = True) -> dict:
@@ -233,6 +258,8 @@ ROWS = [("rhyme_rate", "adjacent lines that rhyme", "{:.2f}"), ("scheme_rate", "
         ("fused_lines", "lines with fused words (words.py)", "{:.1%}"),
         ("dangling_lines", "lines ending inside a phrase", "{:.1%}"),
         ("phrase_songs", "most songs holding one 4-char phrase", "{:.1%}"),
+        ("theme_fit", "lines' fit to the start word (cosine)", "{:.3f}"),
+        ("adjacent_fit", "adjacent lines' fit (cosine)", "{:.3f}"),
         ("loop_songs", "songs with a line 3x in a row", "{}"), ("seconds_per_song", "seconds per song", "{:.2f}")]
 
 
