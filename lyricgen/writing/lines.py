@@ -58,6 +58,7 @@ class Line:
     score: float  # mean log-probability per token under the model, the line break included
     logp: float = 0.0  # their sum
     n: int = 1  # the tokens scored
+    rank: float | None = None  # the song writer's ranking score, once ranked (song.SongWriter._ranked)
 
 
 @dataclass

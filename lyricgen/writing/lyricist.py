@@ -70,7 +70,9 @@ class Candidate:
 @dataclass
 class Alternative:
     text: str
-    score: float  # mean log-probability per token under the model (the line break included)
+    score: float  # the line search's ranking score, by which they come best first: per token, the model's
+    # log-probability less the whole-word and stock-phrase penalties (the reranker's score, when the
+    # checkpoint has one), plus the theme fit when there is a theme
     rhyme: str | None  # its 十三辙 class
     copied: bool  # it copies the corpus (a training line, or COPY_SPAN characters of one)
 
@@ -251,8 +253,8 @@ class Lyricist:
         self.songs.rerank = cfg.rerank
         found = yield from self.songs.alternatives(request.start, prompt_ids, sampling, structure, cfg, line, n,
                                                    song[line - 1])
-        return [Alternative(text=normalize_line(text), score=logp / (len(ids) + 1), rhyme=rhyme_class(text),
-                            copied=self._copied(text)) for ids, text, logp in found]
+        return [Alternative(text=normalize_line(text), score=rank, rhyme=rhyme_class(text), copied=self._copied(text))
+                for ids, text, logp, rank in found]
 
     def rewrite_request(self, request: "Request", song: list[str], line: int, n: int):
         """The configs that write line `line` of `song` anew: every other line kept, as many lines as

@@ -223,7 +223,7 @@ class SongWriter:
     def alternatives(self, start: str, prompt_ids: list[int], sampling, structure, song, line: int, n: int,
                      current: str = ""):
         """Up to n other lines for line `line` (1-based) of a song whose other lines are all kept
-        (song.keep): yields "" after each search step and returns [(ids, text, logp)], best first,
+        (song.keep): yields "" after each search step and returns [(ids, text, logp, rank)], best first,
         each fitting the plan's length and the rhyme of its group and differing from `current`.
 
         The rhyme is the song's before the plan's: a plan drawn for this request (rhyme auto draws its
@@ -276,7 +276,7 @@ class SongWriter:
                 found = yield from self._choices(i, draft, sampling, generator, structure, song)
                 if not found:
                     return i
-                ids, text, line_logp = found[0]
+                ids, text, line_logp, _ = found[0]
                 cls = self._class_of(list(draft.prompt_ids if i == 0 else []) + ids)
                 draft.logp_sum, draft.scored = draft.logp_sum + line_logp, draft.scored + len(ids) + 1
             draft.lines.append(text)
@@ -294,7 +294,7 @@ class SongWriter:
     # -- one line ----------------------------------------------------------------------------------
     def _choices(self, i: int, draft: Draft, sampling, generator, structure, song, want: int = 1, exclude=(),
                  rows: int | None = None):
-        """Up to `want` (ids, text, log-probability) for line i of the plan, best first, chosen from the
+        """Up to `want` (ids, text, log-probability, rank score) for line i of the plan, best first, chosen from the
         line search (which it yields through); [] when nothing can be written. Lines in `exclude` are
         passed over. With want 1 this is the song's own choice: the first acceptable line of the first
         search that has one. `rows`: the first search's width (default --line-candidates)."""
@@ -334,7 +334,7 @@ class SongWriter:
                 if len(chosen) < want and key not in seen and self._acceptable(text, earlier, strict,
                                                                               structure.no_copy, kept):
                     seen.add(key)
-                    chosen.append((line.ids, text, line.logp))
+                    chosen.append((line.ids, text, line.logp, line.rank))
 
         for r in (req, relaxed, loose):
             if r in tried:
@@ -373,6 +373,8 @@ class SongWriter:
             to = target(theme, earlier[-2:])
             key = [k + FIT_WEIGHT * fit(text, theme, to=to) for k, (text, _) in zip(key, found)]
         order = sorted(range(len(found)), key=lambda j: -key[j])
+        for j in order:
+            found[j][1].rank = key[j]
         return [found[j] for j in order]
 
     @staticmethod
