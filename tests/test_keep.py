@@ -200,3 +200,11 @@ def test_alternatives_keep_the_rhyme_the_song_has_whatever_the_plan_draws(writer
     request = writer.request("月光", lines=4, rhyme="none", **SAMPLED)  # a plan that links no line
     found = writer.alternatives(request, song, 2, 5)
     assert found and all(rhyme_id(a.text) == rhyme_id(song[0]) for a in found), (song, found)
+
+
+def test_alternatives_for_a_chorus_sung_again(writer):
+    request = writer.request("月光", form="verse:2 chorus:2 chorus:2", **SAMPLED)
+    song = writer.run(request)[0].lines_text()
+    assert len(song) == 6 and song[2:4] == song[4:6]
+    found = writer.alternatives(request, song, 5, 3)
+    assert found and all(a.text != song[4] and a.text not in song for a in found)

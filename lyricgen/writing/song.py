@@ -237,8 +237,10 @@ class SongWriter:
         near = [j for j in (i - 1, i + 1, i - 2, i + 2) if j in draft.fixed and j >= 0
                 and draft.plan[j].section == draft.plan[i].section]
         if c >= 0 and any(self._class_of_text(draft.fixed[j][1]) == c for j in near):
-            p = draft.plan[draft.plan[i].repeat_of] if draft.plan[i].repeat_of is not None else draft.plan[i]
-            draft.plan[i] = replace(p, rhyme_class=c, rhyme_with=None)
+            here = draft.plan[i]  # a chorus sung again takes its first singing's window, in its own section
+            p = draft.plan[here.repeat_of] if here.repeat_of is not None else here
+            draft.plan[i] = replace(p, section=here.section, name=here.name, repeat_of=None, rhyme_class=c,
+                                    rhyme_with=None)
         committed = yield from self._lines(draft, i, sampling, generator, structure, song)
         if committed < i:
             return []
