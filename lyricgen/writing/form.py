@@ -16,7 +16,10 @@ from ..config import MAX_LINE_CHARS, REPEATED, RHYME_LINKS, parse_form
 from ..errors import OptionError
 from . import theme as themes
 
-LENGTH_SLACK = 0  # a line may end this many characters either side of its drawn length
+# A line may end this many characters either side of its drawn length. 0 made greedy lengths match the
+# corpus exactly (JS 0.000) but padded or cut lines to hit them ("何必让酒牵着我的双"); blind readers
+# scored 2 better on every measure, greedy and sampled (docs/panels.md), at JS 0.080 / 0.074.
+LENGTH_SLACK = 2
 
 @dataclass
 class LinePlan:
