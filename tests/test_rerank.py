@@ -166,8 +166,7 @@ def test_lines_are_ranked_by_the_reranker(reranked_run):
     weights[FEATURES.index("length_z")] = 100.0  # a reranker that wants long lines above all
     songs_.judge = Judge(Reranker(list(FEATURES), weights), songs_.words, writer.originality, writer.habits)
     assert songs_._ranked("", [short, long_])[0][1] is long_
-    songs_.rerank = False  # --no-rerank: the model's score again
-    assert songs_._ranked("", [long_, short])[0][1] is short
+    assert songs_._ranked("", [long_, short], rerank=False)[0][1] is short  # --no-rerank: the model's score again
 
 
 def test_the_judges_features_are_finite_and_in_order(reranked_run):

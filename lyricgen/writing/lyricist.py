@@ -208,7 +208,6 @@ class Lyricist:
         results = []
         for seed in seeds:
             alone = replace(sampling, seed=seed if seed is None else seed % (SEED_MAX + 1), num_samples=1)
-            self.songs.rerank = song.rerank  # the writer's one switch, set for each song it writes
             lines = self.songs.write(request.start, request.prompt_ids, alone, request.structure, song)
             s = yield from (lines if one else mapped(lines, lambda piece: ""))
             results.append((s.text, s.score, s.tokens, s.notes))
@@ -250,7 +249,6 @@ class Lyricist:
         sampling, structure, cfg = self.rewrite_request(request, song, line, n)
         opening = cfg.opening()
         prompt_ids = self.prompt(opening)[0] if opening else request.start_ids
-        self.songs.rerank = cfg.rerank
         found = yield from self.songs.alternatives(request.start, prompt_ids, sampling, structure, cfg, line, n,
                                                    song[line - 1])
         return [Alternative(text=normalize_line(text), score=rank, rhyme=rhyme_class(text), copied=self._copied(text))

@@ -116,10 +116,9 @@ class SongWriter:
         self.predictor, self.vocab, self.habits, self.originality = predictor, vocab, habits, originality
         self.credits = credits  # names of the corpus's credit lines: never written unless the user did
         self.words = shared_words()
-        # judge.py: the checkpoint's reranker (None without one, or one of other features); `rerank`
-        # is the request's --rerank, set per song by the Lyricist
+        # judge.py: the checkpoint's reranker (None without one, or one of other features); each request
+        # says whether to use it (SongConfig.rerank), passed down: a server's workers share this writer
         self.judge = Judge(reranker, self.words, originality, habits) if Judge.usable(reranker) else None
-        self.rerank = True
         self.search = LineSearch(predictor, vocab, habits.token_classes, CopyGuard.of(originality, vocab.tokens),
                                  self.words)
         self.memory = PhraseMemory(0)  # the phrases of the songs written before (remember() sizes it)
@@ -189,11 +188,12 @@ class SongWriter:
         if song.theme is None and song.keywords is None:
             return None
         key = (song.theme or start, song.keywords)
-        if key not in self._themes:
+        theme = self._themes.get(key)  # read once: another worker may clear the dict meanwhile
+        if theme is None:
             if len(self._themes) >= THEMES_REMEMBERED:
                 self._themes.clear()
-            self._themes[key] = song_theme(start, song, self.vocab)
-        return self._themes[key]
+            theme = self._themes[key] = song_theme(start, song, self.vocab)
+        return theme
 
     def draft(self, start: str, prompt_ids: list[int], sampling, structure, song, generator) -> Draft:
         """A song not yet written: its plan (kept lines ruling their rhyme groups) and the model
@@ -349,7 +349,7 @@ class SongWriter:
                 searches.append(self._fallback(sampling, draft.history, wide))
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
-                found = self._ranked(head, lines, p.theme, earlier)
+                found = self._ranked(head, lines, p.theme, earlier, song.rerank)
                 take(found, True)
                 if len(chosen) >= want:
                     return chosen
@@ -360,13 +360,13 @@ class SongWriter:
                 return chosen
         return chosen
 
-    def _ranked(self, head: str, lines, theme=None, earlier: list[str] = ()) -> list:
+    def _ranked(self, head: str, lines, theme=None, earlier: list[str] = (), rerank: bool = True) -> list:
         """(text, line) best first: the model's mean log-probability, less the whole-word penalty
         (words.py) and the stock-phrase penalty (phrases.py), per token; with a reranker (judge.py,
         unless --no-rerank) its score in place of the first two; with a theme, plus FIT_WEIGHT times
         the line's fit to it and to the two lines before (theme.py). Ties keep the search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
-        if self.judge is not None and self.rerank:
+        if self.judge is not None and rerank:
             key = [s - self.memory.penalty(text) / line.n
                    for s, (text, line) in zip(self.judge.scores(found, earlier), found)]
         else:
