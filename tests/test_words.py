@@ -5,7 +5,7 @@ import pytest
 
 from conftest import OVERFIT_LINES, one_error_line
 from lyricgen.fitted.originality import Originality
-from lyricgen.writing.phrases import COPY_BOUND, MAX_SONGS, CopyGuard, PhraseMemory, phrases_of
+from lyricgen.writing.phrases import COPY_BOUND, MAX_SONGS, STOCK_PENALTY, CopyGuard, PhraseMemory, phrases_of
 from lyricgen.writing.report import word_figures
 from lyricgen.writing.words import shared_words
 
@@ -73,6 +73,40 @@ def test_a_phrase_in_max_songs_songs_is_stock():
         memory.add("我用第一人称")
     assert memory.stock("他用第一人称写") and not memory.stock("他写下了名字")
     assert not PhraseMemory(0).stock("我用第一人称") and PhraseMemory(0).penalty("我用第一人称") == 0
+
+
+def test_the_memory_tells_the_search_which_character_completes_a_phrase():
+    memory = PhraseMemory(8)
+    memory.add("月光下的小河")
+    memory.add("月光下的你")
+    assert memory.continuations()["月光下"] == {"的": 2} and memory.continuations()["下的小"] == {"河": 1}
+    memory.add("月光下雨")
+    assert memory.continuations()["月光下"] == {"的": 2, "雨": 1}  # rebuilt after a song is added
+
+
+def test_the_line_search_steers_away_from_remembered_phrases_and_bans_stock_ones():
+    from types import SimpleNamespace
+
+    import torch
+
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing.lines import NEG, LineRequest, LineSearch, SongContext
+
+    vocab = Vocab([*SPECIALS, *"月光下的雨你"])
+    search = LineSearch(SimpleNamespace(device=torch.device("cpu")), vocab, [-1] * len(vocab))
+    memory = PhraseMemory(8)
+    memory.add("月光下的")
+    for _ in range(MAX_SONGS):
+        memory.add("光下的雨")
+    ctx = SongContext(stock=memory.continuations())
+    ids = lambda text: [vocab.index[c] for c in text]  # noqa: E731
+    toks = torch.tensor([ids("月光下"), ids("光下的"), ids("下的雨")])  # the three rows' lines so far
+    adj = search.allowed(torch.zeros(3, len(vocab)), LineRequest(low=1, high=10), ctx, torch.tensor([3, 3, 3]),
+                         torch.full((3,), -1), torch.full((3,), 3), toks)
+    de, rain, you = vocab.index["的"], vocab.index["雨"], vocab.index["你"]
+    assert adj[0, de] == -STOCK_PENALTY and adj[0, you] == 0  # 月光下的: in one song, a penalty
+    assert adj[1, rain] == NEG and adj[1, you] == 0  # 光下的雨: in MAX_SONGS songs, banned
+    assert adj[2, you] == 0 and adj[2, de] == 0  # 下的雨 starts no remembered phrase
 
 
 def test_songs_in_a_row_do_not_reuse_their_phrases(tiny_run):

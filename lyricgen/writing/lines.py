@@ -11,7 +11,9 @@ Within a line no token bigram repeats ("我的我的"), no word comes twice in a
 (sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>").
 With the checkpoint's originality hashes no token may stretch a span of a training line past
 phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character that would fuse two
-words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. Sampling draws K rows; greedy is a
+words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. A character
+completing a phrase of the songs written before (phrases.PhraseMemory) is penalised, or banned once
+that phrase is stock. Sampling draws K rows; greedy is a
 beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
 so it returns the most probable lines that meet the constraints, deterministically.
 
@@ -27,6 +29,7 @@ import torch
 from ..config import SamplingConfig
 from ..fitted.habits import count_chars
 from .sampling import Ngrams, choose_next, constrain
+from .phrases import MAX_SONGS, PHRASE, STOCK_PENALTY
 from .words import DANGLING_PENALTY, FUSED_PENALTY
 
 NEG = float("-inf")
@@ -71,6 +74,7 @@ class SongContext:
     logp: torch.Tensor | None = None  # (1, V): the model's log-probabilities after the song so far
     state: object = None  # and its state (one row)
     names: object = None  # fitted/credits.NameBan: credited names the line may not complete
+    stock: dict = field(default_factory=dict)  # phrases.PhraseMemory.continuations(): the songs before's phrases
 
 
 class LineSearch:
@@ -139,7 +143,7 @@ class LineSearch:
         ngrams = [ctx.ngrams] * B if ctx.ngrams is not None else None  # the song's n-grams, continued into each row
         row_ids = toks.tolist()
         texts = None  # each row's line so far, as written: read by the name ban, the copy guard and words
-        if ctx.names or self.guard is not None or self.words is not None:
+        if ctx.names or ctx.stock or self.guard is not None or self.words is not None:
             tokens = self.vocab.tokens
             texts = [req.prefix_text + "".join(tokens[i] for i in row) for row in row_ids]
         banned = [ctx.names.banned(text) for text in texts] if ctx.names else None  # no credited name completed
@@ -186,7 +190,23 @@ class LineSearch:
             self._ban_phrases(adj, ctx, toks)
         if self.guard is not None or self.words is not None:
             self._whole(adj, texts)
+        if ctx.stock:
+            self._avoid_stock(adj, ctx.stock, texts)
         return adj
+
+    def _avoid_stock(self, adj, stock: dict, texts: list[str]) -> None:
+        """Per row: a token whose first character would complete a phrase of the songs written before
+        costs STOCK_PENALTY per song holding it, and is banned once MAX_SONGS hold it (phrases.py). Exact
+        for characters; with words, a phrase ending inside a longer token is left to the choice's check."""
+        for b, text in enumerate(texts):
+            tail = text.replace(" ", "").replace("\u3000", "")[-(PHRASE - 1):]
+            nxt = stock.get(tail) if len(tail) == PHRASE - 1 else None
+            for ch, songs in (nxt or {}).items():
+                mask = self.starts_with(ch)
+                if songs >= MAX_SONGS:
+                    adj[b, mask] = NEG
+                else:
+                    adj[b, mask] -= STOCK_PENALTY * songs
 
     def _whole(self, adj, texts: list[str]) -> None:
         """Per row (its line so far): no token that would stretch a span copied from a training line

@@ -12,7 +12,11 @@ at once with one binary search. Checkpoints of lyricgen 0.1 (blake2b hashes) are
 PhraseMemory remembers the 4-character phrases of the last `size` songs a writer wrote (per Lyricist,
 so per process or server): a candidate line pays STOCK_PENALTY nats for each earlier song holding each
 of its phrases, and one whose phrase is already in MAX_SONGS of them is passed over while anything
-else is left. It is deterministic for a given sequence of songs.
+else is left. The line search reads the same memory as it writes (`continuations`): a character that
+would complete a remembered phrase costs the same penalty there, and one completing a phrase of
+MAX_SONGS songs is banned, so a beam cannot fill with variants of one stock line and leave the
+choice nothing else (a report's greedy songs had 能不能给我一首歌 in 6 of 40 with the check at the
+choice alone). It is deterministic for a given sequence of songs.
 """
 from collections import Counter, deque
 
@@ -74,6 +78,7 @@ class PhraseMemory:
     def __init__(self, size: int):
         self.songs: deque = deque(maxlen=max(size, 0))  # each song's phrases, oldest first
         self.count: Counter = Counter()  # phrase -> remembered songs holding it
+        self._next: dict | None = None  # continuations(), built on first use after a change
 
     def add(self, text: str) -> None:
         if not self.songs.maxlen:
@@ -86,6 +91,18 @@ class PhraseMemory:
         grams = phrases_of(text)
         self.songs.append(grams)
         self.count.update(grams)
+        self._next = None
+
+    def continuations(self) -> dict[str, dict[str, int]]:
+        """The first PHRASE - 1 characters of each remembered phrase -> {its last character: the songs
+        holding it}: what the line search reads to steer away from stock phrases while it writes."""
+        nxt = self._next
+        if nxt is None:  # built whole, then published: a server's workers share this memory
+            nxt = {}
+            for g, n in self.count.items():
+                nxt.setdefault(g[:-1], {})[g[-1]] = n
+            self._next = nxt
+        return nxt
 
     def penalty(self, line: str) -> float:
         return STOCK_PENALTY * sum(self.count[g] for g in phrases_of(line))

@@ -30,7 +30,7 @@ from ..errors import OptionError
 from ..fitted.habits import count_chars
 from ..text.rhyme import parse_class
 from ..text.tokenizer import normalize_line
-from .form import plan_song, sections_of
+from .form import LENGTH_PENALTY, plan_song, sections_of
 from .generate import resolve_start
 from .judge import Judge
 from .lines import LineRequest, LineSearch, SongContext
@@ -324,6 +324,7 @@ class SongWriter:
                                                draft.logp, draft.state)
         if self.credits is not None:
             ctx.names = self.credits.ban(self.vocab.tokens, draft.head)
+        ctx.stock = self.memory.continuations()
         k = max(rows or song.line_candidates, want)
         wide = min(k * WIDEN, MAX_CANDIDATES)
         relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
@@ -349,7 +350,7 @@ class SongWriter:
                 searches.append(self._fallback(sampling, draft.history, wide))
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
-                found = self._ranked(head, lines, p.theme, earlier, song.rerank)
+                found = self._ranked(head, lines, p.theme, earlier, song.rerank, p.target)
                 take(found, True)
                 if len(chosen) >= want:
                     return chosen
@@ -360,17 +361,24 @@ class SongWriter:
                 return chosen
         return chosen
 
-    def _ranked(self, head: str, lines, theme=None, earlier: list[str] = (), rerank: bool = True) -> list:
+    def _ranked(self, head: str, lines, theme=None, earlier: list[str] = (), rerank: bool = True,
+                length: int | None = None) -> list:
         """(text, line) best first: the model's mean log-probability, less the whole-word penalty
-        (words.py) and the stock-phrase penalty (phrases.py), per token; with a reranker (judge.py,
-        unless --no-rerank) its score in place of the first two; with a theme, plus FIT_WEIGHT times
-        the line's fit to it and to the two lines before (theme.py). Ties keep the search's order."""
+        (words.py), the stock-phrase penalty (phrases.py) and the distance from the drawn length
+        (form.LENGTH_PENALTY), per token; with a reranker (judge.py, unless --no-rerank) its score in
+        place of the first two; with a theme, plus FIT_WEIGHT times the line's fit to it and to the two
+        lines before (theme.py). Ties keep the search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
+
+        def off(text: str) -> float:  # nats for missing the drawn length
+            return 0.0 if length is None else LENGTH_PENALTY * abs(count_chars(text) - length)
+
         if self.judge is not None and rerank:
-            key = [s - self.memory.penalty(text) / line.n
+            key = [s - (self.memory.penalty(text) + off(text)) / line.n
                    for s, (text, line) in zip(self.judge.scores(found, earlier), found)]
         else:
-            key = [(line.logp - self.words.penalty(text) - self.memory.penalty(text)) / line.n for text, line in found]
+            key = [(line.logp - self.words.penalty(text) - self.memory.penalty(text) - off(text)) / line.n
+                   for text, line in found]
         if theme is not None:
             to = target(theme, earlier[-2:])
             key = [k + FIT_WEIGHT * fit(text, theme, to=to) for k, (text, _) in zip(key, found)]
