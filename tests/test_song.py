@@ -233,3 +233,31 @@ def test_with_an_ngram_lines_end_where_corpus_lines_end(writer, tiny_lines):
     lb = vocab.line_break_id
     assert adj[0, lb] == 0 and adj[1, lb] == -MID_WORD_PENALTY  # ending after a word, or mid-word
     assert adj[0, ender] == 0 and adj[0, other] == -MID_WORD_PENALTY  # the third character fills the line
+
+
+def test_a_space_is_a_pause_after_a_phrase_and_no_line_opens_with_a_particle():
+    from types import SimpleNamespace
+
+    import torch
+
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing.lines import LINE_SPACES, NEG, LineRequest, LineSearch, SongContext
+
+    vocab = Vocab([*SPECIALS, *"我在等你的"])
+    search = LineSearch(SimpleNamespace(device=torch.device("cpu")), vocab, [-1] * len(vocab))
+    space, de = vocab.index[" "], vocab.index["的"]
+
+    def allowed(rows: list[str], prefix: str = ""):
+        toks = torch.tensor([[vocab.index[c] for c in row] for row in rows])
+        n = torch.full((len(rows),), len(rows[0]))
+        req = LineRequest(low=1, high=40, prefix_text=prefix, prefix_tokens=len(prefix))
+        return search.allowed(torch.zeros(len(rows), len(vocab)), req, SongContext(), n, torch.full_like(n, -1),
+                              n, toks)
+
+    adj = allowed(["我在等你", "我在 等", "在等 我"])
+    assert adj[0, space] == 0  # 我在等你 -> a pause after a phrase
+    assert adj[1, space] == NEG and adj[2, space] == NEG  # 我在 等 -> never after a single character
+    assert allowed(["我在等你"], "等你 " * LINE_SPACES)[0, space] == NEG  # a line holds LINE_SPACES at most
+    first = search.allowed(torch.zeros(1, len(vocab)), LineRequest(low=1, high=10), SongContext(), torch.zeros(1),
+                           torch.full((1,), -1), torch.zeros(1), torch.empty(1, 0, dtype=torch.long))
+    assert first[0, de] == NEG and first[0, vocab.index["我"]] == 0  # no line opens with 的
