@@ -2,8 +2,8 @@
 no span of a training line past the copy bound, no stock phrase song after song, and the report's
 figures for them. Made-up lines only."""
 import pytest
-
 from conftest import OVERFIT_LINES, one_error_line
+
 from lyricgen.fitted.originality import Originality
 from lyricgen.writing.phrases import COPY_BOUND, MAX_SONGS, STOCK_PENALTY, CopyGuard, PhraseMemory, phrases_of
 from lyricgen.writing.report import word_figures
@@ -99,7 +99,7 @@ def test_the_line_search_steers_away_from_remembered_phrases_and_bans_stock_ones
     for _ in range(MAX_SONGS):
         memory.add("光下的雨")
     ctx = SongContext(stock=memory.continuations())
-    ids = lambda text: [vocab.index[c] for c in text]  # noqa: E731
+    ids = lambda text: [vocab.index[c] for c in text]
     toks = torch.tensor([ids("月光下"), ids("光下的"), ids("下的雨")])  # the three rows' lines so far
     adj = search.allowed(torch.zeros(3, len(vocab)), LineRequest(low=1, high=10), ctx, torch.tensor([3, 3, 3]),
                          torch.full((3,), -1), torch.full((3,), 3), toks)

@@ -29,8 +29,8 @@ import torch
 
 from ..config import SamplingConfig
 from ..fitted.habits import count_chars
-from .sampling import Ngrams, choose_next, constrain
 from .phrases import MAX_SONGS, PHRASE, STOCK_PENALTY
+from .sampling import Ngrams, choose_next, constrain
 from .words import DANGLING_PENALTY, FUSED_PENALTY
 
 NEG = float("-inf")
