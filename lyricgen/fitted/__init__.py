@@ -44,9 +44,10 @@ class SideModels:
 
     @classmethod
     def fit(cls, train_lines: list[str], train_ids, vocab, val_ids=(), names=()) -> "SideModels":
-        """From the training part: its lines, and its token stream (line breaks included; a list or
-        a 1-D tensor); the mixture also from the validation ids (see mixture.py); `names` are those
-        text/debris.py found in the corpus."""
+        """From the training part: the corpus's own lines (with --mix, without the mixed-in text: its
+        habits and originality are the corpus's), and the token stream trained on (line breaks
+        included; a list or a 1-D tensor); the mixture also from the validation ids (see mixture.py);
+        `names` are those text/debris.py found in the corpus."""
         return cls(unk=UnkModel.fit(vocab, len(train_ids)), repeat=RepeatModel.fit(train_ids),
                    originality=Originality.fit(train_lines), habits=Habits.fit(train_lines, vocab),
                    mixture=Mixture.fit(train_ids, val_ids, len(vocab), vocab.line_break_id),

@@ -28,7 +28,7 @@ from ..model import build_model
 from ..options import EXTEND, PER_RUN, flag, pick
 from ..runfiles import DEFAULT_DIR, RunFiles
 from ..runtime import make_deterministic, resolve_device
-from ..text.corpus import CorpusInfo, load_corpus, split_lines
+from ..text.corpus import CorpusInfo, load_corpus, mixed_lines, split_lines
 from ..text.tokenizer import tokenize_cached
 from ..text.vocab import Vocab
 from .data import prepare
@@ -36,6 +36,7 @@ from .distributed import SINGLE, World
 from .trainer import Trainer
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_lyrics.txt"
+OPEN_LYRICS = SAMPLE_CORPUS.with_name("open_lyrics.txt")  # --mix bundled
 CHANGEABLE_ON_RESUME = TrainConfig.option_names(EXTEND) + TrainConfig.option_names(PER_RUN)
 BASE_CHANGEABLE = ("dropout", "embed_dropout")  # of ModelConfig with --init-from: the rest shape the weights
 
@@ -86,14 +87,29 @@ def _start(run: RunConfig, options: dict, out: Path, device, progress=None, worl
     base = load_checkpoint(run.init_from) if run.init_from else None
     keep = (base.tokenizer if base else TokenizerConfig(**pick(options, TokenizerConfig))).keep_debris
     lines, corpus = load_corpus(run.corpus or SAMPLE_CORPUS, run.encoding or "utf-8", keep)
-    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress, world, base)
+    mix = None
+    if run.mix:
+        mix, corpus.mix = load_corpus(mix_path(run.mix), "utf-8", keep)
+    return start_run(lines, options, out, device, corpus, run.cache, run.tokenize_workers(), progress, world, base,
+                     mix)
+
+
+def mix_path(mix: str) -> Path:
+    """--mix: `bundled` is data/open_lyrics.txt, anything else a file."""
+    if mix != "bundled":
+        return Path(mix)
+    if not OPEN_LYRICS.exists():
+        raise LyricgenError("--mix bundled reads data/open_lyrics.txt, which this installation lacks; install from "
+                            "a checkout (pip install -e .) or pass --mix FILE")
+    return OPEN_LYRICS
 
 
 def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo | None = None,
               use_cache: bool = True, workers: int = 1, progress=None, world: World = SINGLE,
-              base: Checkpoint | None = None) -> Trainer:
+              base: Checkpoint | None = None, mix: list[str] | None = None) -> Trainer:
     """A new run on lyric lines: split, tokenise, build the vocabulary, fit the side models, seed,
-    build the model. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig. From a
+    build the model. With `mix` (--mix) the network and the n-gram also learn from those lines
+    (text/corpus.mixed_lines); validation, habits and originality stay the corpus's own. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig. From a
     `base` checkpoint (fine-tuning), the tokenizer and network come from it, and its vocabulary
     grows by the tokens a scratch run on these lines would have and it lacks (grown_vocab), so no
     text has more `<unk>` than from scratch; the network gets rows for them (grown_model), and the
@@ -112,11 +128,12 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
         raise LyricgenError(f"--seq-len ({config.seq_len}) must be at least --attention-window "
                             f"({shape.attention_window}) with --cell transformer")
     train_lines, val_lines = split_lines(lines, config.val_fraction)
+    trained = mixed_lines(train_lines, mix) if mix else train_lines
     with world.main_first() if use_cache else nullcontext():  # one rank per node fills the token cache
-        vocab = base and grown_vocab(base.vocab, train_lines, tokenizer, use_cache, workers)
-        data = prepare(train_lines, val_lines, tokenizer.min_freq, config.seq_len, vocab=vocab,
+        vocab = base and grown_vocab(base.vocab, trained, tokenizer, use_cache, workers)
+        data = prepare(trained, val_lines, tokenizer.min_freq, config.seq_len, vocab=vocab,
                        use_cache=use_cache, workers=workers,
-                       progress=progress and (lambda n: progress(n, len(train_lines))), unit=tokenizer.unit)
+                       progress=progress and (lambda n: progress(n, len(trained))), unit=tokenizer.unit)
     side = SideModels.fit(train_lines, data.train.stream, data.vocab, data.val.ids, corpus.names if corpus else ())
     torch.manual_seed(config.seed)
     if base is None:
@@ -198,9 +215,20 @@ def _resume(ckpt: Checkpoint, run: RunConfig, options: dict, out: Path, device, 
     if recorded and recorded.sha256 and recorded.sha256 != corpus.sha256:
         raise LyricgenError(f"{run.corpus or recorded.path} is not the corpus this checkpoint was trained on "
                             "(its content changed)")
+    mixed = recorded.mix if recorded else None
+    if run.mix and mixed is None:
+        raise LyricgenError("--mix cannot be added on resume: the run was trained without one")
+    mix = None
+    if mixed is not None:  # the same text as before, or the run would not continue exactly
+        where = mix_path(run.mix) if run.mix else mixed.path
+        mix, corpus.mix = load_corpus(where, "utf-8", ckpt.tokenizer.keep_debris)
+        if mixed.sha256 != corpus.mix.sha256:
+            raise LyricgenError(f"{where} is not the --mix text this checkpoint was trained on (its content changed)")
     per_run = {name: None for name in TrainConfig.option_names(PER_RUN)}  # a budget is for one invocation
     config = TrainConfig.from_dict(ckpt.training.config.to_dict(), **{**per_run, **options})
     train_lines, val_lines = split_lines(lines, config.val_fraction)
+    if mix is not None:
+        train_lines = mixed_lines(train_lines, mix)
     with world.main_first() if run.cache else nullcontext():
         data = prepare(train_lines, val_lines, ckpt.tokenizer.min_freq, config.seq_len, vocab=ckpt.vocab,
                        use_cache=run.cache, workers=run.tokenize_workers(),

@@ -1,0 +1,99 @@
+"""--mix: the network also learns from a text of modern lyrics, while validation, habits, the copy
+guard and names stay the corpus's own; resume re-reads the same mix and refuses a changed one."""
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CORPUS, one_error_line
+
+from lyricgen.checkpoint import load_checkpoint
+from lyricgen.text.corpus import MIX_OWN_SHARE, CorpusInfo, mixed_lines
+from test_run import RESUME_TRAIN, assert_same_run
+
+# Lines of their own (never in the tiny corpus), longer than its lines, so habits show whose they are.
+MIX_LINES = ["清晨的公交车站台上站满了赶路的人", "窗外的梧桐树叶被秋风吹落一地金黄", "我把旧照片夹进那本没读完的书里",
+             "夜里的便利店还亮着一盏温暖的灯", "", "她说明天的雨会在傍晚时分慢慢停下", "我们在天台上数着远处城市的灯火"]
+
+
+def test_the_corpus_lines_are_repeated_to_a_quarter_of_the_text():
+    own, mix = ["我们"] * 10, ["一二三四五六七八九十"] * 30  # 20 characters against 300
+    lines = mixed_lines(own, mix)
+    assert lines[:30] == mix and lines[30] == ""  # the mix, a song boundary, then the corpus's lines
+    k = (len(lines) - 31) // len(own)
+    assert lines[31:] == own * k
+    assert sum(map(len, own * k)) / sum(map(len, lines)) >= MIX_OWN_SHARE  # at least the share ...
+    assert sum(map(len, own * (k - 1))) / sum(map(len, own * (k - 1) + mix)) < MIX_OWN_SHARE  # ... and no more
+    assert mixed_lines(mix, own) == [*own, "", *mix]  # a corpus larger than its mix is not repeated
+
+
+def test_a_run_without_a_mix_records_its_corpus_as_before():
+    info = CorpusInfo("a.txt", "0" * 64, 3)
+    assert "mix" not in info.to_dict() and CorpusInfo.from_dict(info.to_dict()) == info
+    info.mix = CorpusInfo("b.txt", "1" * 64, 5)
+    assert CorpusInfo.from_dict(info.to_dict()) == info
+
+
+def _mix_file(tmp_path) -> Path:
+    path = tmp_path / "mix.txt"
+    path.write_text("\n".join(MIX_LINES * 3) + "\n", encoding="utf-8")
+    return path
+
+
+def _argv(out, mix, *extra) -> list:
+    return ["train", "--corpus", TINY_CORPUS, "--mix", mix, "--out", out, *RESUME_TRAIN, *extra]
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory):
+    from lyricgen.cli import main
+
+    tmp = tmp_path_factory.mktemp("mixed")
+    mix = _mix_file(tmp)
+    out = tmp / "full"
+    assert main([str(a) for a in _argv(out, mix, "--epochs", "2")]) == 0
+    return out, mix
+
+
+def test_a_mixed_run_learns_the_mix_but_keeps_the_corpus_habits_and_validation(mixed_run, tmp_path, cli):
+    out, mix = mixed_run
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt.corpus.mix is not None and Path(ckpt.corpus.mix.path) == mix.resolve()
+    alone = tmp_path / "alone"
+    rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--out", alone, *RESUME_TRAIN, "--epochs", "1")
+    assert rc == 0, err
+    plain = load_checkpoint(alone / "best.pt")
+    assert ckpt.side.habits.line_chars == plain.side.habits.line_chars  # the corpus's line lengths, not the mix's
+    own = next(x for x in TINY_CORPUS.read_text(encoding="utf-8").splitlines() if x.strip())
+    guard = ckpt.side.originality  # the copy guard knows the corpus's lines, not the mix's
+    assert guard.is_training_line(own) and not guard.is_training_line(MIX_LINES[0])
+    first = ckpt.training.state.metrics[0]
+    assert first["val_bpc_open"] > 0  # validated on the corpus's own tail (the same tail as `alone`)
+    assert len(ckpt.vocab) > len(plain.vocab)  # the mix's words joined the vocabulary
+
+
+def test_a_mixed_run_resumes_exactly(mixed_run, tmp_path, cli):
+    full, mix = mixed_run
+    out = tmp_path / "run"
+    rc, _, err = cli(*_argv(out, mix, "--epochs", "2", "--max-steps", "3"))
+    assert rc == 0, err
+    rc, _, err = cli("train", "--resume", out / "last.pt", "--device", "cpu", "--quiet")
+    assert rc == 0, err
+    assert_same_run(out, full)
+
+
+def test_resume_refuses_a_changed_mix_and_a_mix_it_did_not_have(mixed_run, tmp_path, cli, run_copy):
+    full, mix = mixed_run
+    out = tmp_path / "stopped"
+    rc, _, err = cli(*_argv(out, mix, "--epochs", "2", "--max-steps", "3"))
+    assert rc == 0, err
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(MIX_LINES) + "\n", encoding="utf-8")
+    rc, _, err = cli("train", "--resume", out / "last.pt", "--mix", other, "--device", "cpu", "--quiet")
+    assert rc != 0 and "--mix" in one_error_line(err) and "changed" in err
+    rc, _, err = cli("train", "--resume", run_copy / "last.pt", "--mix", mix, "--epochs", "3", "--quiet")
+    assert rc != 0 and "--mix cannot be added on resume" in one_error_line(err)
+
+
+def test_a_missing_mix_is_one_error_line(tmp_path, cli):
+    rc, out, err = cli("train", "--corpus", TINY_CORPUS, "--mix", tmp_path / "none.txt", "--out", tmp_path / "r",
+                       "--quiet")
+    assert rc != 0 and "none.txt" in one_error_line(err)
