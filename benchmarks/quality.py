@@ -11,7 +11,8 @@ Kneser-Ney with one absolute discount of 0.75, fitted on the same 90%, character
 to `<unk>` (so it learns how often an unseen character comes); a held-out character it lacks is
 `<unk>` and pays log2(20992) bits on top, as in scoring/score.py.
 
-Beside the LSTM from scratch, at the same budget: the transformer (the options docs/tuning.md measured
+Beside the LSTM from scratch, at the same budget: the same with `--mix` (data/open_lyrics.txt mixed
+into training, README "Mix in modern lyrics"), the transformer (the options docs/tuning.md measured
 it with), and a fine-tune from a base model (README, "Fine-tune from a base"). The base is
 `--base CKPT` when given (a base takes 30 minutes); otherwise this section trains one itself for
 `--base-budget` seconds on a base corpus it assembles: 全宋词 (`lyricgen download songci`'s
@@ -181,6 +182,7 @@ def run(ctx: Context) -> Section:
     runs = [train_and_score(ctx, "default", b, []) for b in budgets]
     runs.append(train_and_score(ctx, "tutorial-size", budgets[-1], TUTORIAL))
     runs.append(train_and_score(ctx, "transformer", budgets[-1], TRANSFORMER))
+    runs.append(train_and_score(ctx, "mix", budgets[-1], ["--mix", str(OPEN_LYRICS)]))
     base = base_model(ctx)
     runs.append(train_and_score(ctx, "fine-tune", budgets[-1], ["--init-from", base["checkpoint"], *FINE_TUNE]))
     baseline = ngram_baseline(ctx)
@@ -203,9 +205,9 @@ def run(ctx: Context) -> Section:
         section.add(f"{label}: training throughput", r["tokens_per_s"], "tokens/s")
         section.add(f"{label}: CPU use", r["train_cpu_s"] / r["train_wall_s"], "cores")
         section.add(f"{label}: checkpoint size", r["checkpoint_mb"], "MiB")
-    scratch, transformer, fine_tune = (next(r for r in runs[::-1] if r["name"] == n)
-                                       for n in ("default", "transformer", "fine-tune"))
-    for other, name, target in ((fine_tune, "fine-tune − scratch", "<= 0"),
+    scratch, transformer, fine_tune, mix = (next(r for r in runs[::-1] if r["name"] == n)
+                                            for n in ("default", "transformer", "fine-tune", "mix"))
+    for other, name, target in ((fine_tune, "fine-tune − scratch", "<= 0"), (mix, "mix − scratch", "<= 0"),
                                 (transformer, "transformer − LSTM", TARGET_TRANSFORMER_GAP)):
         label = f"quality {name} {scratch['budget_s']:g}s"
         section.add(f"{label}: bpc-open difference, generating model", other["bpc_open"] - scratch["bpc_open"],

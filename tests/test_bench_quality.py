@@ -72,7 +72,8 @@ def fake_run(name, budget, bpc, net):
 
 
 def test_the_section_prints_every_row_and_the_differences(ctx, monkeypatch):
-    figures = {"default": (7.8, 8.4), "tutorial-size": (7.9, 8.6), "transformer": (7.83, 8.8), "fine-tune": (7.4, 8.0)}
+    figures = {"default": (7.8, 8.4), "tutorial-size": (7.9, 8.6), "transformer": (7.83, 8.8), "fine-tune": (7.4, 8.0),
+               "mix": (7.39, 7.84)}
     calls = []
 
     def train_and_score(ctx, name, budget, options):
@@ -88,13 +89,16 @@ def test_the_section_prints_every_row_and_the_differences(ctx, monkeypatch):
     monkeypatch.setattr(quality, "ngram_baseline", lambda ctx: {"bpc_open": 8.03, "ppl": 168.0, "tokens_per_s": 1e6})
     section = quality.run(ctx)
     assert [c[:2] for c in calls] == [("default", 60), ("default", 300), ("tutorial-size", 300),
-                                      ("transformer", 300), ("fine-tune", 300)]
+                                      ("transformer", 300), ("mix", 300), ("fine-tune", 300)]
+    assert calls[-2][2] == ["--mix", str(quality.OPEN_LYRICS)]
     assert calls[-1][2] == ["--init-from", "base.pt", *quality.FINE_TUNE]
     by_name = {f.name: f for f in section.figures}
     fine = by_name["quality fine-tune 300s: bpc-open, generating model (network + n-gram)"]
     assert (fine.value, fine.target, fine.met) == (7.4, quality.TARGET_FINE_TUNE, True)
     diff = by_name["quality fine-tune − scratch 300s: bpc-open difference, generating model"]
     assert diff.value == pytest.approx(7.4 - 7.8) and diff.met is True
+    mixed = by_name["quality mix − scratch 300s: bpc-open difference, generating model"]
+    assert mixed.value == pytest.approx(7.39 - 7.8) and mixed.met is True
     gap = by_name["quality transformer − LSTM 300s: bpc-open difference, generating model"]
     assert gap.value == pytest.approx(0.03) and gap.target == quality.TARGET_TRANSFORMER_GAP and gap.met is True
     assert by_name["quality transformer 300s: bpc-open, network alone"].value == 8.8
