@@ -241,7 +241,7 @@ def test_a_space_is_a_pause_after_a_phrase_and_no_line_opens_with_a_particle():
     import torch
 
     from lyricgen.text.vocab import SPECIALS, Vocab
-    from lyricgen.writing.lines import LINE_SPACES, NEG, LineRequest, LineSearch, SongContext
+    from lyricgen.writing.lines import LINE_SPACES, NEG, SPACE_PENALTY, LineRequest, LineSearch, SongContext
 
     vocab = Vocab([*SPECIALS, *"我在等你的"])
     search = LineSearch(SimpleNamespace(device=torch.device("cpu")), vocab, [-1] * len(vocab))
@@ -256,6 +256,7 @@ def test_a_space_is_a_pause_after_a_phrase_and_no_line_opens_with_a_particle():
 
     adj = allowed(["我在等你", "我在 等", "在等 我"])
     assert adj[0, space] == 0  # 我在等你 -> a pause after a phrase
+    assert allowed(["我在等你"], "等你 ")[0, space] == -SPACE_PENALTY  # a second pause costs
     assert adj[1, space] == NEG and adj[2, space] == NEG  # 我在 等 -> never after a single character
     assert allowed(["我在等你"], "等你 " * LINE_SPACES)[0, space] == NEG  # a line holds LINE_SPACES at most
     first = search.allowed(torch.zeros(1, len(vocab)), LineRequest(low=1, high=10), SongContext(), torch.zeros(1),
