@@ -241,9 +241,9 @@ def test_a_space_is_a_pause_after_a_phrase_and_no_line_opens_with_a_particle():
     import torch
 
     from lyricgen.text.vocab import SPECIALS, Vocab
-    from lyricgen.writing.lines import LINE_SPACES, NEG, SPACE_PENALTY, LineRequest, LineSearch, SongContext
+    from lyricgen.writing.lines import LINE_SPACES, NEG, LineRequest, LineSearch, SongContext
 
-    vocab = Vocab([*SPECIALS, *"我在等你的"])
+    vocab = Vocab([*SPECIALS, *"我在等你的〖"])
     search = LineSearch(SimpleNamespace(device=torch.device("cpu")), vocab, [-1] * len(vocab))
     space, de = vocab.index[" "], vocab.index["的"]
 
@@ -256,9 +256,44 @@ def test_a_space_is_a_pause_after_a_phrase_and_no_line_opens_with_a_particle():
 
     adj = allowed(["我在等你", "我在 等", "在等 我"])
     assert adj[0, space] == 0  # 我在等你 -> a pause after a phrase
-    assert allowed(["我在等你"], "等你 ")[0, space] == -SPACE_PENALTY  # a second pause costs
     assert adj[1, space] == NEG and adj[2, space] == NEG  # 我在 等 -> never after a single character
     assert allowed(["我在等你"], "等你 " * LINE_SPACES)[0, space] == NEG  # a line holds LINE_SPACES at most
     first = search.allowed(torch.zeros(1, len(vocab)), LineRequest(low=1, high=10), SongContext(), torch.zeros(1),
                            torch.full((1,), -1), torch.zeros(1), torch.empty(1, 0, dtype=torch.long))
     assert first[0, de] == NEG and first[0, vocab.index["我"]] == 0  # no line opens with 的
+    assert first[0, vocab.index["〖"]] == NEG and adj[0, vocab.index["〖"]] == NEG  # nor writes a note's bracket
+
+
+def test_the_beam_pays_for_a_second_pause_in_a_line(monkeypatch):
+    """A model that would put a space after every second character: the beam keeps one, not three."""
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing import lines as lines_module
+    from lyricgen.writing.lines import LineRequest, LineSearch, SongContext
+
+    vocab = Vocab([*SPECIALS, *"我在等你"])
+    V, space = len(vocab), vocab.index[" "]
+    probs = torch.full((V,), 0.14)
+    probs[space], probs[vocab.line_break_id], probs[vocab.unk_id] = 0.4, 0.02, 1e-6
+    logp = (probs / probs.sum()).log().unsqueeze(0)
+    predictor = SimpleNamespace(device=torch.device("cpu"), select=lambda state, rows: None,
+                                step=lambda state, nxt: (logp.expand(len(nxt), -1), None))
+    search = LineSearch(predictor, vocab, [-1] * V)
+
+    def best() -> str:
+        ctx = SongContext(logp=logp, state=None)
+        steps = search._beam(ctx, LineRequest(low=8, high=8), 8)
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            return vocab.decode(done.value[0].ids)
+
+    assert math.isclose(lines_module.SPACE_PENALTY, 1.5)
+    assert best().count(" ") == 1
+    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 0.0)
+    assert best().count(" ") >= 2

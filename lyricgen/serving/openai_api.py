@@ -13,7 +13,7 @@ neutral values (some clients always send them) and otherwise refused with 400; a
 a 400 too, as OpenAI answers it. Errors are OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 
 Defaults: options not given take lyricgen's recommended settings (config.SAMPLE_PRESET: temperature
-0.8, top_p 0.9, ...), as vLLM applies a model's own generation_config, rather than OpenAI's
+0.5, top_p 0.9, ...), as vLLM applies a model's own generation_config, rather than OpenAI's
 temperature 1; max_tokens defaults to lyricgen's 100 (OpenAI's 16 would cut a song short). The text
 of a choice is the completion without the prompt, as OpenAI's (unless echo).
 """

@@ -14,7 +14,7 @@ phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character th
 words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. A character
 completing a phrase of the songs written before (phrases.PhraseMemory) is penalised, or banned once
 that phrase is stock. A space is a pause after a phrase (SPACED_RUN, LINE_SPACES), and no line opens
-with a particle that closes one (NEVER_FIRST). Sampling draws K rows; greedy is a
+with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are never written. Sampling draws K rows; greedy is a
 beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
 so it returns the most probable lines that meet the constraints, deterministically.
 
@@ -45,14 +45,18 @@ PHRASE_CHARS = 3  # a phrase of an earlier line this long (in 2 or 3 tokens) is 
 # also learnt from text spaced more freely wrote "我 用 歌 在 院子里", which blind readers named
 # first among its flaws (docs/panels.md).
 SPACED_RUN, LINE_SPACES = 2, 3
-# A line's second and later spaces cost this many nats in the search: a model that also learnt from
-# data/open_lyrics.txt (1.4 spaces a line, against Jay Chou's 0.44) still wrote "月光 落在 我的 肩上";
-# with it, 0.93 spaces a line and blind readers scored its greedy songs higher on all four measures
-# (docs/panels.md, panel L).
+# A line's second and later spaces cost this many nats in the beam (greedy): a model that also learnt
+# from data/open_lyrics.txt (1.4 spaces a line, against Jay Chou's 0.44) still wrote "月光 落在 我的
+# 肩上"; with it, 0.93 spaces a line and blind readers scored its greedy songs higher on all four
+# measures (docs/panels.md, panel L). Not when sampling: a weak model reaches a rhyme through a space
+# ("照着亮 灯"), and sampled rows are few; the rhyme comes first.
 SPACE_PENALTY = 1.5
 # Particles that close a phrase never open a line ("的让你疯狂"): of 5,237 Jay Chou lines 9 start with
 # 的 or 了 (quoted fragments) and none with the rest; of the 25,075 lines of data/open_lyrics.txt, 1.
 NEVER_FIRST = "的了着们吗呢吧"
+# Brackets scraped corpora put around notes (〖韩语Rap译文〗, 【间奏】) are never written in a song: a model
+# from the Jay Chou corpus wrote "你是我的秘密〗 / 〖这种压力是一场悲剧".
+NEVER_WRITTEN = "〖〗【】"
 
 
 @dataclass
@@ -109,6 +113,7 @@ class LineSearch:
         self.structure[[i for i in (self.lb, self.unk, self.space) if i >= 0]] = True
         self._starts: dict[str, torch.Tensor] = {}
         self.never_first = [vocab.index[c] for c in NEVER_FIRST if c in vocab.index]
+        self.never = [i for i, t in enumerate(vocab.tokens) if i >= 3 and any(c in t for c in NEVER_WRITTEN)]
         # (V,) bool: the tokens after which a line of the corpus ended (the mixture's n-gram saw "x\n").
         # Lines end there, after whole words: never "快使用双 / 棍" mid-word. None without an n-gram.
         mixture = getattr(predictor, "mixture", None)
@@ -166,6 +171,7 @@ class LineSearch:
         adj = constrain(logp, ctx.sampling, self.unk, seen, ngrams, row_ids if ngrams else None, banned)
         if req.bias is not None:
             adj = adj + req.bias(toks)
+        adj[:, self.never] = NEG
         if t == 0 and req.prefix_tokens == 0:  # the line's first token
             if self.space >= 0:
                 adj[:, self.space] = NEG
@@ -204,11 +210,8 @@ class LineSearch:
             self._ban_repeated_bigrams(adj, toks, last)
         if self.space >= 0 and (t or req.prefix_tokens):  # a pause after a phrase, and only a few
             for b, text in enumerate(texts):
-                spaces = text.count(" ")
-                if len(text) - text.rfind(" ") - 1 < SPACED_RUN or spaces >= LINE_SPACES:
+                if len(text) - text.rfind(" ") - 1 < SPACED_RUN or text.count(" ") >= LINE_SPACES:
                     adj[b, self.space] = NEG
-                elif spaces:
-                    adj[b, self.space] -= SPACE_PENALTY
         adj[:, self.lb] = lb
         if ctx.phrases and t:
             self._ban_phrases(adj, ctx, toks)
@@ -332,6 +335,9 @@ class LineSearch:
         for _ in range(self._steps(req)):
             yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
+            if self.space >= 0 and SPACE_PENALTY:  # a second pause in the line costs
+                spaced = (toks == self.space).any(dim=1) | (" " in req.prefix_text)
+                adj[spaced, self.space] -= SPACE_PENALTY
             ends = torch.isfinite(adj[:, self.lb]).nonzero().flatten().tolist()
             for b in ends:  # a finished line: kept aside, no longer a beam
                 n = int(ntok[b]) + 1 - req.prefix_tokens
