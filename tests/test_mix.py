@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_CORPUS, one_error_line
+from test_run import RESUME_TRAIN, assert_same_run
 
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.text.corpus import MIX_OWN_SHARE, CorpusInfo, mixed_lines
-from test_run import RESUME_TRAIN, assert_same_run
 
 # Lines of their own (never in the tiny corpus), longer than its lines, so habits show whose they are.
 MIX_LINES = ["清晨的公交车站台上站满了赶路的人", "窗外的梧桐树叶被秋风吹落一地金黄", "我把旧照片夹进那本没读完的书里",
@@ -71,7 +71,7 @@ def test_a_mixed_run_learns_the_mix_but_keeps_the_corpus_habits_and_validation(m
 
 
 def test_a_mixed_run_resumes_exactly(mixed_run, tmp_path, cli):
-    full, mix = mixed_run
+    full, mix = mixed_run  # the uninterrupted run
     out = tmp_path / "run"
     rc, _, err = cli(*_argv(out, mix, "--epochs", "2", "--max-steps", "3"))
     assert rc == 0, err
@@ -81,7 +81,7 @@ def test_a_mixed_run_resumes_exactly(mixed_run, tmp_path, cli):
 
 
 def test_resume_refuses_a_changed_mix_and_a_mix_it_did_not_have(mixed_run, tmp_path, cli, run_copy):
-    full, mix = mixed_run
+    _, mix = mixed_run
     out = tmp_path / "stopped"
     rc, _, err = cli(*_argv(out, mix, "--epochs", "2", "--max-steps", "3"))
     assert rc == 0, err
@@ -94,6 +94,6 @@ def test_resume_refuses_a_changed_mix_and_a_mix_it_did_not_have(mixed_run, tmp_p
 
 
 def test_a_missing_mix_is_one_error_line(tmp_path, cli):
-    rc, out, err = cli("train", "--corpus", TINY_CORPUS, "--mix", tmp_path / "none.txt", "--out", tmp_path / "r",
+    rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--mix", tmp_path / "none.txt", "--out", tmp_path / "r",
                        "--quiet")
     assert rc != 0 and "none.txt" in one_error_line(err)

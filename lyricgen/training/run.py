@@ -109,7 +109,8 @@ def start_run(lines: list[str], options: dict, out, device, corpus: CorpusInfo |
               base: Checkpoint | None = None, mix: list[str] | None = None) -> Trainer:
     """A new run on lyric lines: split, tokenise, build the vocabulary, fit the side models, seed,
     build the model. With `mix` (--mix) the network and the n-gram also learn from those lines
-    (text/corpus.mixed_lines); validation, habits and originality stay the corpus's own. `options` are fields of ModelConfig, TokenizerConfig and TrainConfig. From a
+    (text/corpus.mixed_lines); validation, habits and originality stay the corpus's own.
+    `options` are fields of ModelConfig, TokenizerConfig and TrainConfig. From a
     `base` checkpoint (fine-tuning), the tokenizer and network come from it, and its vocabulary
     grows by the tokens a scratch run on these lines would have and it lacks (grown_vocab), so no
     text has more `<unk>` than from scratch; the network gets rows for them (grown_model), and the

@@ -14,9 +14,9 @@ phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character th
 words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. A character
 completing a phrase of the songs written before (phrases.PhraseMemory) is penalised, or banned once
 that phrase is stock. A space is a pause after a phrase (SPACED_RUN, LINE_SPACES), and no line opens
-with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are never written. Sampling draws K rows; greedy is a
-beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot reach, song.py),
-so it returns the most probable lines that meet the constraints, deterministically.
+with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are never written. Sampling draws
+K rows; greedy is a beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot
+reach, song.py), so it returns the most probable lines that meet the constraints, deterministically.
 
 Characters are counted from the tokens' text (spaces excluded), never as tokens, so the search works
 for any token unit: words and characters, or characters only. Rows that finish or die leave the
@@ -93,7 +93,7 @@ class SongContext:
     logp: torch.Tensor | None = None  # (1, V): the model's log-probabilities after the song so far
     state: object = None  # and its state (one row)
     names: object = None  # fitted/credits.NameBan: credited names the line may not complete
-    stock: dict = field(default_factory=dict)  # phrases.PhraseMemory.continuations(): the songs before's phrases
+    stock: dict = field(default_factory=dict)  # phrases.PhraseMemory.continuations(): earlier songs' phrases
 
 
 class LineSearch:
