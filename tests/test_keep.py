@@ -208,3 +208,26 @@ def test_alternatives_for_a_chorus_sung_again(writer):
     assert len(song) == 6 and song[2:4] == song[4:6]
     found = writer.alternatives(request, song, 5, 3)
     assert found and all(a.text != song[4] and a.text not in song for a in found)
+
+
+def test_sampled_alternatives_survive_rows_that_all_die(tiny_run, monkeypatch):
+    """When every sampled row dies on the way, the seeded temperature-1 fallback still writes a line:
+    a search that finds nothing at the song's own temperature is followed by one at the model's spread."""
+    from lyricgen.writing import song as song_module
+    from lyricgen.writing.lyricist import Lyricist
+
+    writer = Lyricist.load(tiny_run / "best.pt")
+    request = writer.request("月光", sample=True, seed=3, lines=4)
+    lines = [x for x in writer.run(request)[0].text.split("\n") if x.strip()]
+    search = writer.songs.search.search
+    temperatures = []
+
+    def only_the_fallback_finds(ctx, req, k, sampling, generator):
+        temperatures.append(sampling.temperature)
+        found = yield from search(ctx, req, k, sampling, generator)
+        return found if sampling.temperature == 1.0 else []  # every row at the song's temperature died
+
+    monkeypatch.setattr(writer.songs.search, "search", only_the_fallback_finds)
+    found = writer.alternatives(request, lines, 2, 3)
+    assert found and all(a.text != lines[1] for a in found)
+    assert temperatures[-1] == 1.0 and song_module.FALLBACK_TOP_P == 0.95 and set(temperatures[:-1]) == {0.5}

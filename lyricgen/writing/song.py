@@ -359,6 +359,16 @@ class SongWriter:
             take(found, False)
             if chosen:
                 return chosen
+        if not sampling.greedy:
+            # Every row died on the way: sampled at a low temperature, the rows of a weak model can all
+            # run down one path to a dead end (a theme's keyword, a kept line's n-grams). The model's own
+            # spread (temperature 1, seeded by the text so far) still finds a line.
+            how, gen, width = self._fallback(sampling, draft.history, wide)
+            lines = yield from self.search.search(ctx, loose, width, how, gen)
+            found = self._ranked(head, lines, p.theme, earlier, song.rerank, p.target)
+            take(found, True)
+            if not chosen:
+                take(found, False)
         return chosen
 
     def _ranked(self, head: str, lines, theme=None, earlier: list[str] = (), rerank: bool = True,
