@@ -329,7 +329,7 @@ class SongWriter:
         wide = min(k * WIDEN, MAX_CANDIDATES)
         relaxed = replace(req, rhyme=-1)  # then without its rhyme, then anywhere inside the hard bounds
         loose = replace(relaxed, low=min(p.hard_low, req.low), high=max(p.hard_high, req.high))
-        tried, chosen, seen = [], [], set(exclude)
+        chosen, seen = [], set(exclude)
 
         def take(found, strict: bool) -> None:
             for text, line in found:
@@ -339,15 +339,22 @@ class SongWriter:
                     seen.add(key)
                     chosen.append((line.ids, text, line.logp, line.rank))
 
+        passes = []  # (request, [(sampling, generator, rows)]): each gives up more than the one before
         for r in (req, relaxed, loose):
-            if r in tried:
+            if any(r == q for q, _ in passes):
                 continue
-            tried.append(r)
             searches = [(sampling, generator, width) for width in ((k, wide) if r is req else (wide,))]
             if sampling.greedy and r.rhyme >= 0:
                 # a beam keeps the likeliest prefixes and may prune every one that can end on the rhyme;
                 # rows sampled from a generator seeded by the text so far still find it, deterministically
                 searches.append(self._fallback(sampling, draft.history, wide))
+            passes.append((r, searches))
+        if not sampling.greedy:
+            # When every row died on the way: sampled at a low temperature, the rows of a weak model can
+            # all run down one path to a dead end (a theme's keyword, a kept line's n-grams). The model's
+            # own spread (temperature 1, seeded by the text so far) still finds a line.
+            passes.append((loose, [self._fallback(sampling, draft.history, wide)]))
+        for r, searches in passes:
             for search_sampling, gen, width in searches:
                 lines = yield from self.search.search(ctx, r, width, search_sampling, gen)
                 found = self._ranked(head, lines, p.theme, earlier, song.rerank, p.target)
@@ -359,16 +366,6 @@ class SongWriter:
             take(found, False)
             if chosen:
                 return chosen
-        if not sampling.greedy:
-            # Every row died on the way: sampled at a low temperature, the rows of a weak model can all
-            # run down one path to a dead end (a theme's keyword, a kept line's n-grams). The model's own
-            # spread (temperature 1, seeded by the text so far) still finds a line.
-            how, gen, width = self._fallback(sampling, draft.history, wide)
-            lines = yield from self.search.search(ctx, loose, width, how, gen)
-            found = self._ranked(head, lines, p.theme, earlier, song.rerank, p.target)
-            take(found, True)
-            if not chosen:
-                take(found, False)
         return chosen
 
     def _ranked(self, head: str, lines, theme=None, earlier: list[str] = (), rerank: bool = True,
