@@ -33,7 +33,7 @@ def measure(ctx: Context, corpus: Path, processes: int, threads: int, seconds: f
     """Train on `corpus` for `seconds` with `processes` processes of `threads` torch threads each."""
     out = ctx.tmp / f"ddp-{corpus.stem}-{processes}x{threads}"
     train = ["train", "--corpus", corpus, "--out", out, "--quiet", "--force", "--device", "cpu",
-             "--val-fraction", "0", "--time-budget", seconds]
+             "--val-fraction", "0", "--mix", "none", "--time-budget", seconds]
     cmd = lyricgen_cmd(*train) if processes == 1 else \
         [*TORCHRUN, "--nproc-per-node", str(processes), *lyricgen_cmd(*train)[1:]]
     saved = os.environ.get("OMP_NUM_THREADS")

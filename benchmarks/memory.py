@@ -16,7 +16,7 @@ def child(corpus: str, out: str, budget: float) -> dict:
     from lyricgen.training.run import open_run
 
     launched = time.monotonic()
-    trainer = open_run(RunConfig(corpus=corpus, out=out, force=True, device="cpu"), {"time_budget": budget})
+    trainer = open_run(RunConfig(corpus=corpus, out=out, force=True, device="cpu", mix="none"), {"time_budget": budget})
     samples, epoch_ends = [], []
     start_rss, started = proc_status_mb(), time.monotonic()
 

@@ -19,8 +19,8 @@ def measure(ctx: Context, name: str, options: list[str], seconds: float) -> dict
 
     train, _ = protocol_files(ctx)
     out = ctx.tmp / f"throughput-{name}"
-    run_checked(lyricgen_cmd("train", "--corpus", train, "--out", out, "--quiet", "--force", "--time-budget",
-                             seconds, *options), ctx)
+    run_checked(lyricgen_cmd("train", "--corpus", train, "--out", out, "--quiet", "--force", "--mix", "none",
+                             "--time-budget", seconds, *options), ctx)
     rows = read_metrics(out)
     steps = [int(r["step"]) for r in rows]
     weights = [b - a for a, b in zip([0] + steps, steps)]  # steps per row: a weighted mean over the run

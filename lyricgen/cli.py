@@ -74,8 +74,10 @@ def train(args, run: RunConfig, world) -> int:
     if s.corpus and s.corpus.left_out:
         report(f"{debris_summary(s.corpus.debris)}; --keep-debris keeps them")
     if s.corpus and s.corpus.mix:
+        why = ("; chosen for a --time-budget run on a small corpus, --mix none trains on the corpus alone"
+               if run.mix is None and run.resume is None else "")
         report(f"mixed in {s.corpus.mix.path}: {s.corpus.mix.lines} lines (validation, line habits and the copy "
-               "guard are the corpus's own)")
+               f"guard are the corpus's own{why})")
     units = "characters" if s.tokenizer.unit == "char" else f"words, min_freq {s.tokenizer.min_freq}"
     report(f"vocabulary {s.vocab_size} entries ({units}); model {s.cell} {s.parameters:,} parameters on {s.device}"
            + (f", {s.world_size} processes of {s.batch_size} windows per step" if s.world_size > 1 else ""))

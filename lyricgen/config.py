@@ -130,10 +130,11 @@ class RunConfig(DeviceConfig):
     out: str | None = option(None, "directory for best.pt, last.pt and metrics.csv (default: checkpoints/; on "
                              "--resume, the checkpoint's directory)", metavar="DIR")
     mix: str | None = option(None, "modern lyrics the network also learns the language from, beside --corpus: "
-                             "`bundled` (data/open_lyrics.txt, written for lyricgen) or a file. Validation, line "
-                             "habits, the copy guard and names come from --corpus alone, whose training lines are "
-                             "repeated to make at least a quarter of the text (default: none; on --resume, the "
-                             "checkpoint's)", metavar="FILE")
+                             "`bundled` (data/open_lyrics.txt, written for lyricgen), a file, or `none`. Validation, "
+                             "line habits, the copy guard and names come from --corpus alone, whose training lines "
+                             "are repeated to make at least a quarter of the text (default: `bundled` for a new run "
+                             "with --time-budget on a Chinese corpus under 500,000 characters, else none; on "
+                             "--resume, the checkpoint's)", metavar="FILE")
     resume: str | None = option(None, "continue the run saved in this checkpoint", metavar="CKPT")
     init_from: str | None = option(None, "start a new run from this checkpoint's weights and vocabulary (fine-tuning "
                                    "a base model on --corpus), with a fresh optimizer", metavar="CKPT")

@@ -72,8 +72,8 @@ def fake_run(name, budget, bpc, net):
 
 
 def test_the_section_prints_every_row_and_the_differences(ctx, monkeypatch):
-    figures = {"default": (7.8, 8.4), "tutorial-size": (7.9, 8.6), "transformer": (7.83, 8.8), "fine-tune": (7.4, 8.0),
-               "mix": (7.39, 7.84)}
+    figures = {"default": (7.39, 7.84), "no mix": (7.8, 8.4), "tutorial-size": (7.9, 8.6), "transformer": (7.83, 8.8),
+               "fine-tune": (7.4, 8.0)}
     calls = []
 
     def train_and_score(ctx, name, budget, options):
@@ -88,9 +88,10 @@ def test_the_section_prints_every_row_and_the_differences(ctx, monkeypatch):
     monkeypatch.setattr(quality, "base_model", base_model)
     monkeypatch.setattr(quality, "ngram_baseline", lambda ctx: {"bpc_open": 8.03, "ppl": 168.0, "tokens_per_s": 1e6})
     section = quality.run(ctx)
-    assert [c[:2] for c in calls] == [("default", 60), ("default", 300), ("tutorial-size", 300),
-                                      ("transformer", 300), ("mix", 300), ("fine-tune", 300)]
-    assert calls[-2][2] == ["--mix", str(quality.OPEN_LYRICS)]
+    assert [c[:2] for c in calls] == [("default", 60), ("default", 300), ("no mix", 300), ("tutorial-size", 300),
+                                      ("transformer", 300), ("fine-tune", 300)]
+    assert calls[1][2] == [] and calls[2][2] == ["--mix", "none"]  # the defaults mix; the corpus alone does not
+    assert all(c[2][-2:] == ["--mix", "none"] for c in calls[3:5])
     assert calls[-1][2] == ["--init-from", "base.pt", *quality.FINE_TUNE]
     by_name = {f.name: f for f in section.figures}
     fine = by_name["quality fine-tune 300s: bpc-open, generating model (network + n-gram)"]

@@ -97,3 +97,49 @@ def test_a_missing_mix_is_one_error_line(tmp_path, cli):
     rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--mix", tmp_path / "none.txt", "--out", tmp_path / "r",
                        "--quiet")
     assert rc != 0 and "none.txt" in one_error_line(err)
+
+
+# -- the default: a --time-budget run on a small Chinese corpus mixes in the bundled lyrics ----------
+def _chosen(corpus_lines, path="c.txt", mix=None, **options):
+    from lyricgen.config import RunConfig
+    from lyricgen.training.run import chosen_mix
+
+    run = RunConfig(mix=mix, init_from=options.pop("init_from", None))
+    return chosen_mix(run, options, corpus_lines, CorpusInfo(str(path), "0" * 64, len(corpus_lines)))
+
+
+def test_a_time_budget_on_a_small_chinese_corpus_mixes_in_the_bundled_lyrics():
+    from lyricgen.training.run import AUTO_MIX_CHARS, OPEN_LYRICS
+
+    small = ["我们一起走过的路", "窗外 的雨"]
+    assert _chosen(small, time_budget=300.0) == "bundled"
+    assert _chosen(small) is None  # --epochs: every epoch would pass over the mix too
+    assert _chosen(small, init_from="base.pt", time_budget=300.0) is None  # a base knows the language
+    assert _chosen(small, mix="none", time_budget=300.0) is None  # asked for none
+    assert _chosen(small, mix="my.txt") == "my.txt"  # as given, budget or not
+    assert _chosen(["hello darling my love", "我"], time_budget=300.0) is None  # not a Chinese corpus
+    big = ["我" * 1000] * (AUTO_MIX_CHARS // 1000)
+    assert _chosen(big, time_budget=300.0) is None  # a large corpus is its own teacher
+    assert _chosen(small, path=OPEN_LYRICS, time_budget=300.0) is None  # never the mix beside itself
+
+
+def test_the_default_mix_is_recorded_said_and_kept_on_resume(tmp_path, cli):
+    from lyricgen.training.run import OPEN_LYRICS
+
+    out = tmp_path / "auto"
+    loud = [a for a in RESUME_TRAIN if a != "--quiet"]
+    rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--out", out, *loud, "--max-steps", "2",
+                     "--time-budget", "30")
+    assert rc == 0, err
+    mixed = load_checkpoint(out / "last.pt").corpus.mix
+    assert mixed is not None and Path(mixed.path) == OPEN_LYRICS.resolve()
+    assert "mixed in" in err and "--mix none" in err  # says so, and how to train without it
+    rc, _, err = cli("train", "--resume", out / "last.pt", "--mix", "none", "--max-steps", "3", "--quiet")
+    assert rc != 0 and "--mix none cannot drop the mix on resume" in one_error_line(err)
+    rc, _, err = cli("train", "--resume", out / "last.pt", "--max-steps", "3", "--quiet")
+    assert rc == 0, err  # the recorded mix, read again
+    out = tmp_path / "none"
+    rc, _, err = cli("train", "--corpus", TINY_CORPUS, "--out", out, *RESUME_TRAIN, "--max-steps", "2",
+                     "--time-budget", "30", "--mix", "none")
+    assert rc == 0, err
+    assert load_checkpoint(out / "last.pt").corpus.mix is None
