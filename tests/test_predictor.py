@@ -38,3 +38,23 @@ def test_feed_and_select(tiny_model):
     expected, _ = predictor.step(one, torch.tensor([12, 12]))
     assert torch.allclose(again[0], again[1]) and torch.allclose(again[0], expected[0], atol=1e-5)
     assert torch.allclose(again[2], expected[1], atol=1e-5)
+
+
+def test_score_reads_rows_in_one_pass_as_stepping_would(tiny_run):
+    """score(): every row's log-probability after a prefix in one pass, with the n-gram mixed in as
+    in step() (the rows differ in length: padding counts nothing)."""
+    from lyricgen.writing.lyricist import Lyricist
+
+    lyricist = Lyricist.load(tiny_run / "best.pt")
+    predictor = lyricist.predictor
+    assert predictor.mixture is not None and predictor.context > 0
+    prefix, rows = [lyricist.vocab.line_break_id], [[5, 6, 7, 8, 9], [10], [11, 12, 13]]
+    stepped = []
+    for row in rows:
+        logp, state = predictor.start(prefix)
+        total = 0.0
+        for token in row:
+            total += float(logp[0, token])
+            logp, state = predictor.step(state, torch.tensor([token]))
+        stepped.append(total)
+    assert torch.allclose(predictor.score(prefix, rows), torch.tensor(stepped), atol=1e-4)

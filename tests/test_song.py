@@ -297,3 +297,95 @@ def test_the_beam_pays_for_a_second_pause_in_a_line(monkeypatch):
     assert best().count(" ") == 1
     monkeypatch.setattr(lines_module, "SPACE_PENALTY", 0.0)
     assert best().count(" ") >= 2
+
+
+def test_a_line_opening_as_earlier_lines_did_costs_per_line():
+    """我说 … / 我说 … : completing an opening the song already used costs OPENING_PENALTY per line."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing.lines import OPENING_PENALTY, LineRequest, LineSearch, SongContext
+
+    vocab = Vocab([*SPECIALS, *"我说你在等"])
+    search = LineSearch(SimpleNamespace(device=torch.device("cpu")), vocab, [-1] * len(vocab))
+    earlier = [[vocab.index[c] for c in line] for line in ("我说你在", "我说 在等", "你在等")]
+    ctx = search.context([], SimpleNamespace(repetition_penalty=1.0, no_repeat_ngram=0), earlier)
+    assert ctx.openings == {"我说": 2, "你在": 1}
+    ctx.sampling = SongContext().sampling
+    rows = ["我", "你", "在"]
+    toks = torch.tensor([[vocab.index[c]] for c in rows])
+    one = torch.ones(3)
+    adj = search.allowed(torch.zeros(3, len(vocab)), LineRequest(low=1, high=10), ctx, one, torch.full((3,), -1),
+                         one, toks)
+    say, at = vocab.index["说"], vocab.index["在"]
+    assert adj[0, say] == -2 * OPENING_PENALTY and adj[0, at] == 0  # 我说 a third time
+    assert adj[1, at] == -OPENING_PENALTY and adj[1, say] == 0  # 你在 a second time
+    assert adj[2, say] == 0 and adj[2, at] > -1  # 在… opens no earlier line (在在 is left to the other rules)
+
+
+def test_sampling_below_temperature_one_pays_for_a_second_pause_too(monkeypatch):
+    """Sampled rows (temperature 0.5) hold fewer spaces with the pause cost than without it; at the
+    model's own spread (temperature 1, the fallback that reaches a rhyme) nothing is charged."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lyricgen.config import SamplingConfig
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing import lines as lines_module
+    from lyricgen.writing.lines import LineRequest, LineSearch, SongContext
+    from lyricgen.writing.sampling import make_generator
+
+    vocab = Vocab([*SPECIALS, *"我在等你"])
+    V, space = len(vocab), vocab.index[" "]
+    probs = torch.full((V,), 0.14)
+    probs[space], probs[vocab.line_break_id], probs[vocab.unk_id] = 0.4, 0.02, 1e-6
+    logp = (probs / probs.sum()).log().unsqueeze(0)
+    predictor = SimpleNamespace(device=torch.device("cpu"), select=lambda state, rows: None,
+                                step=lambda state, nxt: (logp.expand(len(nxt), -1), None))
+    search = LineSearch(predictor, vocab, [-1] * V)
+
+    def spaces(temperature: float) -> float:
+        how = SamplingConfig(temperature=temperature, seed=3)
+        steps = search._sample(SongContext(logp=logp, state=None), LineRequest(low=8, high=8), 64, how,
+                               make_generator(how))
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            lines = done.value
+        return sum(vocab.decode(line.ids).count(" ") for line in lines) / len(lines)
+
+    charged = spaces(0.5)
+    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 0.0)
+    assert charged < spaces(0.5) - 0.3
+    assert spaces(1.0) == pytest.approx(spaces(1.0))  # deterministic, and uncharged: same with or without
+    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 1.5)
+    free = spaces(1.0)
+    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 0.0)
+    assert spaces(1.0) == free
+
+
+def test_lines_are_ranked_by_what_follows_from_the_song_and_ends_whole(writer, monkeypatch):
+    """_ranked: log p(line | song) - PRIOR_WEIGHT * log p(line | nothing), per character, plus
+    END_WEIGHT times the log-probability of its line break."""
+    import torch
+
+    from lyricgen.writing import song as song_module
+    from lyricgen.writing.lines import Line
+
+    songs = writer.songs
+    vocab = songs.vocab
+    ids = {t: [vocab.index[c] for c in t] for t in ("月光", "分开")}
+    priors = {tuple(ids["月光"]): -2.0, tuple(ids["分开"]): -12.0}  # 月光: a line the model writes anywhere
+    monkeypatch.setattr(songs.predictor, "score", lambda prefix, rows: torch.tensor([priors[tuple(r)] for r in rows]))
+    monkeypatch.setattr(songs.words, "penalty", lambda text: 0.0)
+    same = [Line(ids["月光"], -1.0, -3.0, 3, end=-0.5), Line(ids["分开"], -1.0, -3.0, 3, end=-0.5)]
+    assert [text for text, _ in songs._ranked("", same)] == ["分开", "月光"]  # the one the song explains
+    monkeypatch.setattr(song_module, "PRIOR_WEIGHT", 0.0)
+    ends = [Line(ids["分开"], -1.0, -3.0, 3, end=-6.0), Line(ids["月光"], -1.0, -3.0, 3, end=-0.5)]
+    ranked = songs._ranked("", ends)
+    assert [text for text, _ in ranked] == ["月光", "分开"]  # 分开 would not end there
+    assert ranked[0][1].rank - ranked[1][1].rank == pytest.approx(song_module.END_WEIGHT * 5.5)

@@ -13,10 +13,12 @@ With the checkpoint's originality hashes no token may stretch a span of a traini
 phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character that would fuse two
 words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. A character
 completing a phrase of the songs written before (phrases.PhraseMemory) is penalised, or banned once
-that phrase is stock. A space is a pause after a phrase (SPACED_RUN, LINE_SPACES), and no line opens
-with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are never written. Sampling draws
-K rows; greedy is a beam search of width K (with a seeded sampled fallback for a rhyme the beam cannot
-reach, song.py), so it returns the most probable lines that meet the constraints, deterministically.
+that phrase is stock; a line opening as earlier lines of the song did costs OPENING_PENALTY per line. A
+space is a pause after a phrase (SPACED_RUN, LINE_SPACES), a second one costs SPACE_PENALTY below
+temperature 1, and no line opens with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are
+never written. Sampling draws K rows; greedy is a beam search of width K, so it returns the most
+probable lines that meet the constraints, deterministically. Either has a seeded fallback at
+temperature 1 for a rhyme it cannot reach (song.py).
 
 Characters are counted from the tokens' text (spaces excluded), never as tokens, so the search works
 for any token unit: words and characters, or characters only. Rows that finish or die leave the
@@ -48,12 +50,20 @@ SPACED_RUN, LINE_SPACES = 2, 3
 # A line's second and later spaces cost this many nats in the beam (greedy): a model that also learnt
 # from data/open_lyrics.txt (1.4 spaces a line, against Jay Chou's 0.44) still wrote "月光 落在 我的
 # 肩上"; with it, 0.93 spaces a line and blind readers scored its greedy songs higher on all four
-# measures (docs/panels.md, panel L). Not when sampling: a weak model reaches a rhyme through a space
-# ("照着亮 灯"), and sampled rows are few; the rhyme comes first.
+# measures (docs/panels.md, panel L). Sampled rows pay it times the temperature (the same cost once
+# the logits are divided by it): at 0.5 they wrote "我们 一起 慢慢 变老了", and with it blind readers
+# scored them 2.38-2.42 for fluency against 1.54-1.83 (panels N, O). Not at temperature 1, the
+# fallback's spread: a weak model reaches a rhyme through a space ("照着亮 灯"); the rhyme comes first.
 SPACE_PENALTY = 1.5
 # Particles that close a phrase never open a line ("的让你疯狂"): of 5,237 Jay Chou lines 9 start with
 # 的 or 了 (quoted fragments) and none with the rest; of the 25,075 lines of data/open_lyrics.txt, 1.
 NEVER_FIRST = "的了着们吗呢吧"
+# A line opening (its first OPENING characters) already used by earlier lines of the song costs this many
+# nats per such line: a model that also learnt from data/open_lyrics.txt opened 20% of its greedy lines
+# and 27% of its sampled ones with a speech frame (我说 / 你说 / 她说; 1.1% of Jay Chou's lines), and
+# blind readers named the chain of speakers first among its flaws (docs/panels.md, panel N). A cost, not
+# a ban: lyrics repeat an opening on purpose (我不… 我不…).
+OPENING_PENALTY, OPENING = 1.0, 2
 # Brackets scraped corpora put around notes (〖韩语Rap译文〗, 【间奏】) are never written in a song: a model
 # from the Jay Chou corpus wrote "你是我的秘密〗 / 〖这种压力是一场悲剧".
 NEVER_WRITTEN = "〖〗【】"
@@ -81,6 +91,7 @@ class Line:
     logp: float = 0.0  # their sum
     n: int = 1  # the tokens scored
     rank: float | None = None  # the song writer's ranking score, once ranked (song.SongWriter._ranked)
+    end: float = 0.0  # the model's log-probability of the line break that ends it (its share of logp)
 
 
 @dataclass
@@ -94,6 +105,7 @@ class SongContext:
     state: object = None  # and its state (one row)
     names: object = None  # fitted/credits.NameBan: credited names the line may not complete
     stock: dict = field(default_factory=dict)  # phrases.PhraseMemory.continuations(): earlier songs' phrases
+    openings: dict = field(default_factory=dict)  # an opening (OPENING characters) -> lines of the song with it
 
 
 class LineSearch:
@@ -123,7 +135,7 @@ class LineSearch:
             self.ends_line[self.structure] = False
 
     def starts_with(self, ch: str) -> torch.Tensor:
-        """(V,) bool: the entries whose text starts with `ch`."""
+        """(V,) bool: the entries whose text starts with `ch` (a character, or more)."""
         if ch not in self._starts:
             mask = torch.tensor([i >= 3 and t.startswith(ch) for i, t in enumerate(self.vocab.tokens)],
                                 device=self.predictor.device)
@@ -137,6 +149,9 @@ class LineSearch:
         ctx = SongContext(sampling, logp=logp, state=state)
         chars = self.chars.tolist()
         for ids in earlier:
+            opening = self.vocab.decode(ids).replace(" ", "")[:OPENING]
+            if len(opening) == OPENING:
+                ctx.openings[opening] = ctx.openings.get(opening, 0) + 1
             for n in (2, 3):
                 for i in range(len(ids) - n + 1):
                     gram = ids[i:i + n]
@@ -164,7 +179,8 @@ class LineSearch:
         ngrams = [ctx.ngrams] * B if ctx.ngrams is not None else None  # the song's n-grams, continued into each row
         row_ids = toks.tolist()
         texts = None  # each row's line so far, as written: read by the name ban, the copy guard and words
-        if ctx.names or ctx.stock or self.guard is not None or self.words is not None or self.space >= 0:
+        if ctx.names or ctx.stock or ctx.openings or self.guard is not None or self.words is not None \
+                or self.space >= 0:
             tokens = self.vocab.tokens
             texts = [req.prefix_text + "".join(tokens[i] for i in row) for row in row_ids]
         banned = [ctx.names.banned(text) for text in texts] if ctx.names else None  # no credited name completed
@@ -219,7 +235,20 @@ class LineSearch:
             self._whole(adj, texts)
         if ctx.stock:
             self._avoid_stock(adj, ctx.stock, texts)
+        if ctx.openings:
+            self._vary_openings(adj, ctx.openings, texts)
         return adj
+
+    def _vary_openings(self, adj, openings: dict, texts: list[str]) -> None:
+        """Per row still writing its first OPENING characters: a token that would make the line open as
+        earlier lines of the song did costs OPENING_PENALTY per such line."""
+        for b, text in enumerate(texts):
+            text = text.replace(" ", "")
+            if len(text) >= OPENING:
+                continue
+            for opening, lines in openings.items():
+                if opening.startswith(text):  # the tokens that would complete it
+                    adj[b, self.starts_with(opening[len(text):])] -= OPENING_PENALTY * lines
 
     def _avoid_stock(self, adj, stock: dict, texts: list[str]) -> None:
         """Per row: a token whose first character would complete a phrase of the songs written before
@@ -251,6 +280,12 @@ class LineSearch:
                     adj[b, fusing] -= FUSED_PENALTY
                 if torch.isfinite(adj[b, self.lb]) and self.words.dangling(text):
                     adj[b, self.lb] -= DANGLING_PENALTY
+
+    def _pause_once(self, adj, req: LineRequest, toks, cost: float) -> None:
+        """A line's second and later spaces cost `cost` nats."""
+        if self.space >= 0 and cost:
+            spaced = (toks == self.space).any(dim=1) | (" " in req.prefix_text)
+            adj[spaced, self.space] -= cost
 
     def _ban_repeated_bigrams(self, adj, toks, last) -> None:
         """No token may follow the line's last token if it already followed it in this line."""
@@ -297,6 +332,8 @@ class LineSearch:
         for _ in range(self._steps(req)):
             yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
+            if sampling.temperature < 1:  # not at the model's own spread (the fallback): see SPACE_PENALTY
+                self._pause_once(adj, req, toks, SPACE_PENALTY * sampling.temperature)
             alive = torch.isfinite(adj).any(dim=-1)
             if not bool(alive.all()):  # rows with no allowed token die here
                 keep = alive.nonzero().flatten()
@@ -310,7 +347,8 @@ class LineSearch:
             ended = nxt == self.lb
             for b in ended.nonzero().flatten().tolist():
                 n = int(ntok[b]) - req.prefix_tokens
-                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b]), n))
+                done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b]), n,
+                                 end=float(logp[b, self.lb])))
             keep = (~ended).nonzero().flatten()
             if not len(keep):
                 break
@@ -335,14 +373,12 @@ class LineSearch:
         for _ in range(self._steps(req)):
             yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
-            if self.space >= 0 and SPACE_PENALTY:  # a second pause in the line costs
-                spaced = (toks == self.space).any(dim=1) | (" " in req.prefix_text)
-                adj[spaced, self.space] -= SPACE_PENALTY
+            self._pause_once(adj, req, toks, SPACE_PENALTY)
             ends = torch.isfinite(adj[:, self.lb]).nonzero().flatten().tolist()
             for b in ends:  # a finished line: kept aside, no longer a beam
                 n = int(ntok[b]) + 1 - req.prefix_tokens
                 t = float(total[b] + logp[b, self.lb])
-                done.append(Line(toks[b].tolist(), t / n, t, n))
+                done.append(Line(toks[b].tolist(), t / n, t, n, end=float(logp[b, self.lb])))
             adj[:, self.lb] = NEG
             cand = (search.unsqueeze(1) + adj).flatten()  # (B * V,)
             width = min(k, int(torch.isfinite(cand).sum()))

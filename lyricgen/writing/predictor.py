@@ -4,6 +4,7 @@
     logp, state = predictor.start(prompt_ids, n=8)        # (8, V) log-probabilities, state of 8 rows
     logp, state = predictor.step(state, next_ids)          # next_ids (8,): one token per row
     state = predictor.select(state, torch.tensor([3, 3]))  # rows 3 and 3: keep, reorder or copy rows
+    logp = predictor.score(prefix_ids, [ids, ids2])         # (2,) log p of each row after the prefix
 
 The state carries the network's hidden state (never re-reading the prefix) and the last few tokens
 of every row, which a component that looks at the recent context (an n-gram) needs. Generation, line
@@ -73,6 +74,25 @@ class Predictor:
         logits, hidden = self.model(x, state.hidden)
         state = State(hidden, self._push(state.recent, x))
         return self.log_probs(logits[:, -1], state.recent), state
+
+    @torch.no_grad()
+    def score(self, prefix: list[int], rows: list[list[int]]) -> torch.Tensor:
+        """(R,) the log-probability of each row's tokens after `prefix` (its leading line break
+        included), all rows read in one pass: what step() would give token by token."""
+        T, P = max(map(len, rows)), len(prefix)
+        x = torch.tensor([list(prefix) + r + [0] * (T - len(r)) for r in rows], device=self.device)  # (R, P+T)
+        logits, _ = self.model(x[:, :-1])
+        logp = F.log_softmax(logits[:, P - 1:].float(), dim=-1)  # (R, T, V): the row's tokens, predicted
+        R, V = logp.shape[0], logp.shape[-1]
+        if self.mixture is not None:
+            C = self.context
+            full = torch.cat([torch.full((R, C), -1, dtype=torch.long, device=self.device), x], dim=1)
+            recent = full.unfold(1, C, 1)[:, P:P + T]  # (R, T, C): the C tokens before each row token
+            logp = self.mixture.next_logp(logp.reshape(-1, V), recent.reshape(-1, C)).view(R, T, V)
+        got = logp.gather(2, x[:, P:].unsqueeze(2)).squeeze(2)  # (R, T)
+        live = torch.arange(T, device=self.device).unsqueeze(0) < torch.tensor([len(r) for r in rows],
+                                                                                device=self.device).unsqueeze(1)
+        return (got * live).sum(dim=1)
 
     def select(self, state: State, index: torch.Tensor) -> State:
         """The rows `index` of a state (in that order, repeats allowed)."""

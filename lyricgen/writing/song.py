@@ -3,8 +3,11 @@ with; the line search (lines.py) offers candidates; the best one that is origina
 to the model, so the next line continues from it.
 
 The search never stretches a span of a training line past COPY_BOUND characters (phrases.py). Its
-candidates are ranked by the model's log-probability per token less two penalties: for fused words or
-a dangling end (words.py), and for the phrases of the songs written before (phrases.PhraseMemory).
+candidates are ranked by what the song explains of them: the model's log-probability of the line after
+the song so far, less PRIOR_WEIGHT times its log-probability with no song before it, per character,
+plus END_WEIGHT times the log-probability of its line break; less penalties for fused words or a
+dangling end (words.py), for the phrases of the songs written before (phrases.PhraseMemory), for
+missing the drawn length and for a second pause.
 A candidate line is passed over when it repeats an earlier line of the song, loops inside itself,
 shares a phrase of SONG_SPAN characters with an earlier line, copies the corpus (a training line, or
 a span of more than COPY_BOUND characters of one), or holds a phrase already in MAX_SONGS earlier songs. When no candidate is left, the search widens (more
@@ -33,7 +36,7 @@ from ..text.tokenizer import normalize_line
 from .form import LENGTH_PENALTY, plan_song, sections_of
 from .generate import resolve_start
 from .judge import Judge
-from .lines import LineRequest, LineSearch, SongContext
+from .lines import SPACE_PENALTY, LineRequest, LineSearch, SongContext
 from .loops import repeats_a_phrase
 from .phrases import COPY_BOUND, CopyGuard, PhraseMemory
 from .sampling import make_generator
@@ -44,7 +47,7 @@ COPY_SPAN = 8  # a line sharing this many characters with a training line is a c
 SONG_SPAN = 5  # a line sharing this many characters with an earlier line of the song repeats it
 WIDEN = 4  # the search widens to this many times the candidates before giving anything up
 MAX_CANDIDATES = 512
-FALLBACK_TOP_P = 0.95  # greedy's sampled fallback for a rhyme the beam cannot reach
+FALLBACK_TOP_P = 0.95  # the sampled fallback for a rhyme the search cannot reach (greedy's beam, or low-temperature rows)
 THEMES_REMEMBERED = 256
 # Alternatives for one line search this many rows per alternative asked for (at least 16, at most
 # --line-candidates): the page wants 5 in a few tenths of a second, and a search's cost grows with its
@@ -53,6 +56,18 @@ ROWS_PER_ALTERNATIVE, MIN_ALTERNATIVE_ROWS = 4, 16
 # Kept lines and no --lines or --form: a song of this many lines (the page's and the report's), or as
 # many as the last kept line needs.
 KEPT_SONG_LINES = 8
+# How candidate lines are ranked (_ranked), chosen by blind panel N (docs/panels.md):
+# PRIOR_WEIGHT: a line's score is log p(line | the song so far) less this times log p(line | nothing)
+#   (its tokens after a bare song start, the line break left out): pointwise mutual information with the
+#   song, as Li et al. (2016, "A Diversity-Promoting Objective for Neural Conversation Models") rank
+#   replies. A line the model would write anywhere (a famous line it memorised, "我站在门口 看了很久")
+#   gains nothing from the song; a line that follows from it does.
+# END_WEIGHT: the model's log-probability of the line break after the line counts this much more, whole,
+#   not spread over its tokens: a line that stops mid-phrase ("可照不亮 我就") is one the model would not
+#   end there, and the mean per token hid that.
+# Per character: the score is divided by the line's characters plus its break, not its tokens, so that
+#   a likely space does not raise a line's mean; a line's second and later spaces cost SPACE_PENALTY.
+PRIOR_WEIGHT, END_WEIGHT = 0.5, 0.5
 
 
 @dataclass
@@ -344,7 +359,7 @@ class SongWriter:
             if any(r == q for q, _ in passes):
                 continue
             searches = [(sampling, generator, width) for width in ((k, wide) if r is req else (wide,))]
-            if sampling.greedy and r.rhyme >= 0:
+            if r.rhyme >= 0:
                 # a beam keeps the likeliest prefixes and may prune every one that can end on the rhyme;
                 # rows sampled from a generator seeded by the text so far still find it, deterministically
                 searches.append(self._fallback(sampling, draft.history, wide))
@@ -370,11 +385,14 @@ class SongWriter:
 
     def _ranked(self, head: str, lines, theme=None, earlier: list[str] = (), rerank: bool = True,
                 length: int | None = None) -> list:
-        """(text, line) best first: the model's mean log-probability, less the whole-word penalty
-        (words.py), the stock-phrase penalty (phrases.py) and the distance from the drawn length
-        (form.LENGTH_PENALTY), per token; with a reranker (judge.py, unless --no-rerank) its score in
-        place of the first two; with a theme, plus FIT_WEIGHT times the line's fit to it and to the two
-        lines before (theme.py). Ties keep the search's order."""
+        """(text, line) best first: the model's log-probability of the line after the song so far less
+        PRIOR_WEIGHT times its log-probability after nothing (predictor.score), less the whole-word
+        penalty (words.py), the stock-phrase penalty (phrases.py), the distance from the drawn length
+        (form.LENGTH_PENALTY) and the cost of a second pause, per character (its line break counted),
+        plus END_WEIGHT times the log-probability of its line break; with a reranker (judge.py,
+        unless --no-rerank) its score per token in place of the model's and the whole-word penalty;
+        with a theme, plus FIT_WEIGHT times the line's fit to it and to the two lines before
+        (theme.py). Ties keep the search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
 
         def off(text: str) -> float:  # nats for missing the drawn length
@@ -383,9 +401,18 @@ class SongWriter:
         if self.judge is not None and rerank:
             key = [s - (self.memory.penalty(text) + off(text)) / line.n
                    for s, (text, line) in zip(self.judge.scores(found, earlier), found)]
+        elif found:
+            lb = self.vocab.line_break_id
+            prior = self.predictor.score([lb], [line.ids or [lb] for _, line in found]).tolist()
+
+            def spaces(text: str) -> float:
+                return SPACE_PENALTY * max(0, text.count(" ") - 1)
+
+            key = [(line.logp - PRIOR_WEIGHT * p - self.words.penalty(text) - self.memory.penalty(text)
+                    - off(text) - spaces(text)) / (count_chars(text) - count_chars(head) + 1) + END_WEIGHT * line.end
+                   for (text, line), p in zip(found, prior)]
         else:
-            key = [(line.logp - self.words.penalty(text) - self.memory.penalty(text) - off(text)) / line.n
-                   for text, line in found]
+            key = []
         if theme is not None:
             to = target(theme, earlier[-2:])
             key = [k + FIT_WEIGHT * fit(text, theme, to=to) for k, (text, _) in zip(key, found)]
