@@ -387,10 +387,10 @@ class SongWriter:
                 length: int | None = None) -> list:
         """(text, line) best first: the model's log-probability of the line after the song so far less
         PRIOR_WEIGHT times its log-probability after nothing (predictor.score), less the whole-word
-        penalty (words.py), the stock-phrase penalty (phrases.py), the distance from the drawn length
-        (form.LENGTH_PENALTY) and the cost of a second pause, per character (its line break counted),
-        plus END_WEIGHT times the log-probability of its line break; with a reranker (judge.py,
-        unless --no-rerank) its score per token in place of the model's and the whole-word penalty;
+        penalty (words.py), the stock-phrase penalty (phrases.py) and the cost of a second pause, per
+        character (its line break counted), plus END_WEIGHT times the log-probability of its line
+        break, less form.LENGTH_PENALTY per character away from the drawn length; with a reranker
+        (judge.py, unless --no-rerank) its score per token in place of the model's and the whole-word penalty;
         with a theme, plus FIT_WEIGHT times the line's fit to it and to the two lines before
         (theme.py). Ties keep the search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
@@ -399,7 +399,7 @@ class SongWriter:
             return 0.0 if length is None else LENGTH_PENALTY * abs(count_chars(text) - length)
 
         if self.judge is not None and rerank:
-            key = [s - (self.memory.penalty(text) + off(text)) / line.n
+            key = [s - self.memory.penalty(text) / line.n - off(text)
                    for s, (text, line) in zip(self.judge.scores(found, earlier), found)]
         elif found:
             lb = self.vocab.line_break_id
@@ -409,7 +409,7 @@ class SongWriter:
                 return SPACE_PENALTY * max(0, text.count(" ") - 1)
 
             key = [(line.logp - PRIOR_WEIGHT * p - self.words.penalty(text) - self.memory.penalty(text)
-                    - off(text) - spaces(text)) / (count_chars(text) - count_chars(head) + 1) + END_WEIGHT * line.end
+                    - spaces(text)) / (count_chars(text) - count_chars(head) + 1) + END_WEIGHT * line.end - off(text)
                    for (text, line), p in zip(found, prior)]
         else:
             key = []
