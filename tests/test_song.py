@@ -389,3 +389,51 @@ def test_lines_are_ranked_by_what_follows_from_the_song_and_ends_whole(writer, m
     ranked = songs._ranked("", ends)
     assert [text for text, _ in ranked] == ["月光", "分开"]  # 分开 would not end there
     assert ranked[0][1].rank - ranked[1][1].rank == pytest.approx(song_module.END_WEIGHT * 5.5)
+
+
+def test_a_soft_rhyme_lets_a_line_end_off_it_and_says_so():
+    """Greedy lines under the corpus's own rhyme habit (--rhyme auto) may end off the rhyme: the beam
+    offers both, Line.rhymes tells them apart and the choice charges RHYME_COST to the others; a hard
+    rhyme (a scheme or class asked for) ends only on it."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing.lines import LineRequest, LineSearch, SongContext
+
+    vocab = Vocab([*SPECIALS, *"我在等你"])
+    V = len(vocab)
+    logp = torch.full((1, V), -2.0)
+    predictor = SimpleNamespace(device=torch.device("cpu"), select=lambda state, rows: None,
+                                step=lambda state, nxt: (logp.expand(len(nxt), -1), None))
+    classes = [1 if t == "你" else -1 for t in vocab.tokens]
+    search = LineSearch(predictor, vocab, classes)
+
+    def lines(soft: bool):
+        req = LineRequest(low=2, high=3, rhyme=1, soft_rhyme=soft)
+        steps = search._beam(SongContext(logp=logp, state=None), req, 4)
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            return done.value
+
+    soft, hard = lines(True), lines(False)
+    assert all(line.rhymes == (vocab.decode(line.ids)[-1] == "你") for line in soft)
+    assert {line.rhymes for line in soft} == {True, False}
+    assert hard and all(line.rhymes and vocab.decode(line.ids)[-1] == "你" for line in hard)
+
+
+def test_the_choice_charges_a_line_off_its_soft_rhyme(writer, monkeypatch):
+    import torch
+
+    from lyricgen.writing import song as song_module
+    from lyricgen.writing.lines import Line
+
+    songs = writer.songs
+    ids = [songs.vocab.index[c] for c in "月光"]
+    monkeypatch.setattr(songs.predictor, "score", lambda prefix, rows: torch.zeros(len(rows)))
+    on, off = Line(ids, -1.0, -3.0, 3, rhymes=True), Line(ids, -1.0, -3.0, 3, rhymes=False)
+    ranked = songs._ranked("", [off, on])
+    assert ranked[0][1] is on and on.rank - off.rank == pytest.approx(song_module.RHYME_COST)

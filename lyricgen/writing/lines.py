@@ -3,9 +3,10 @@ returned best first.
 
 From the state after the text so far, K rows decode token by token. Masks keep every row inside the
 line's plan: the line break is banned until the line has its minimum characters (and its minimum
-tokens) and, when it must rhyme, until its last Han character is in the required class; a token that
-would run past the maximum is banned; with an n-gram, ending a line after a token that never ended
-one in the corpus (mid-word: "快使用双 / 棍") is penalised; a row left with no allowed token dies.
+tokens) and, when it must rhyme, until its last Han character is in the required class (a soft rhyme
+only marks the lines that miss it: Line.rhymes); a token that would run past the maximum is banned;
+with an n-gram, ending a line after a token that never ended one in the corpus (mid-word: "快使用双 /
+棍") is penalised; a row left with no allowed token dies.
 Within a line no token bigram repeats ("我的我的"), no word comes twice in a row ("疯狂疯狂") and no character three times
 ("让让让"; twice is how lyrics reduplicate: 慢慢); the sampling options act as in plain generation
 (sampling.constrain: repetition penalty and no-repeat n-grams over the whole song, never "<unk>").
@@ -74,6 +75,7 @@ class LineRequest:
     low: int  # characters: the line may end once it has this many (the start word's included)
     high: int  # and never has more than this many
     rhyme: int = -1  # the class its last Han character must be in (-1: any)
+    soft_rhyme: bool = False  # the rhyme is a preference: a line may end off it (Line.rhymes says if it did)
     first_char: str | None = None  # its first token must start with this character (acrostic)
     prefix_chars: int = 0  # characters already in the line (the start word)
     prefix_class: int = -1  # the rhyme class the prefix ends on
@@ -92,6 +94,7 @@ class Line:
     n: int = 1  # the tokens scored
     rank: float | None = None  # the song writer's ranking score, once ranked (song.SongWriter._ranked)
     end: float = 0.0  # the model's log-probability of the line break that ends it (its share of logp)
+    rhymes: bool = True  # whether it ends on the request's rhyme (always, unless the rhyme was soft)
 
 
 @dataclass
@@ -202,7 +205,7 @@ class LineSearch:
             adj = adj - MID_WORD_PENALTY * ((fills == req.high) & ~self.ends_line)
             if t:
                 mid_word = ~self.ends_line[toks[:, -1]]
-        if req.rhyme >= 0:
+        if req.rhyme >= 0 and not req.soft_rhyme:
             can_end &= cls == req.rhyme
         forced = ntok >= req.max_tokens  # the token bounds end a line whatever else it lacks
         must_end = (chars >= req.high) | forced
@@ -348,7 +351,7 @@ class LineSearch:
             for b in ended.nonzero().flatten().tolist():
                 n = int(ntok[b]) - req.prefix_tokens
                 done.append(Line(toks[b, :-1].tolist(), float(total[b]) / n, float(total[b]), n,
-                                 end=float(logp[b, self.lb])))
+                                 end=float(logp[b, self.lb]), rhymes=req.rhyme < 0 or int(cls[b]) == req.rhyme))
             keep = (~ended).nonzero().flatten()
             if not len(keep):
                 break
@@ -378,7 +381,8 @@ class LineSearch:
             for b in ends:  # a finished line: kept aside, no longer a beam
                 n = int(ntok[b]) + 1 - req.prefix_tokens
                 t = float(total[b] + logp[b, self.lb])
-                done.append(Line(toks[b].tolist(), t / n, t, n, end=float(logp[b, self.lb])))
+                done.append(Line(toks[b].tolist(), t / n, t, n, end=float(logp[b, self.lb]),
+                                 rhymes=req.rhyme < 0 or int(cls[b]) == req.rhyme))
             adj[:, self.lb] = NEG
             cand = (search.unsqueeze(1) + adj).flatten()  # (B * V,)
             width = min(k, int(torch.isfinite(cand).sum()))
