@@ -186,7 +186,8 @@ class SamplingConfig(Config):
 # repeat a line three times in a row from 50 of 50 (greedy) to 0 of 50 (scripts/degeneration.py; still
 # 0 of 50 at temperature 0.5). Temperature 0.5, not 0.8: blind readers scored the sampled songs of a
 # --mix run 2.50 against 1.33 for fluency and 1.58 against 1.08 for coherence (docs/panels.md, panel L),
-# and those of a run from scratch alike at both (panel M).
+# and those of a run from scratch alike at both (panel M). In songs, below temperature 1 each line is
+# drawn from the beam's candidates (writing/song.py, DRAW_BELOW), and top-p keeps the likeliest lines.
 SAMPLE_PRESET = {"temperature": 0.5, "top_p": 0.9, "repetition_penalty": 1.2, "no_repeat_ngram": 4}
 
 

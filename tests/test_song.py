@@ -437,3 +437,28 @@ def test_the_choice_charges_a_line_off_its_soft_rhyme(writer, monkeypatch):
     on, off = Line(ids, -1.0, -3.0, 3, rhymes=True), Line(ids, -1.0, -3.0, 3, rhymes=False)
     ranked = songs._ranked("", [off, on])
     assert ranked[0][1] is on and on.rank - off.rank == pytest.approx(song_module.RHYME_COST)
+
+
+def test_a_drawn_line_comes_from_the_beam_by_its_score_and_keeps_top_k_and_top_p(writer):
+    """Below temperature 1 a sampled line is drawn from the ranked candidates: each seed its own order,
+    likelier lines first more often; top-k and top-p keep the likeliest lines only."""
+    from dataclasses import replace as with_
+
+    import torch
+
+    from lyricgen.config import SamplingConfig
+    from lyricgen.writing.lines import Line
+    from lyricgen.writing.song import drawn
+
+    songs = writer.songs
+    ids = [songs.vocab.index[c] for c in "月光"]
+    found = [(t, Line(ids, 0.0, 0.0, 2, rank=r)) for t, r in (("月光", -1.0), ("星光", -1.2), ("灯光", -1.4))]
+    how = SamplingConfig(temperature=0.5, seed=1)
+    assert drawn(how) and not drawn(with_(how, temperature=1.0)) and not drawn(SamplingConfig())
+    firsts = [songs._drawn(found, "", how, torch.Generator().manual_seed(s))[0][0] for s in range(200)]
+    assert firsts.count("月光") > firsts.count("星光") > firsts.count("灯光") > 0  # exp(3 x score / 0.5)
+    for s in range(20):  # top-k 2: 灯光 is never drawn first, only left at the end
+        order = [t for t, _ in songs._drawn(found, "", with_(how, top_k=2), torch.Generator().manual_seed(s))]
+        assert order[-1] == "灯光" and sorted(order) == sorted(t for t, _ in found)
+    order = [t for t, _ in songs._drawn(found, "", with_(how, top_p=0.5), torch.Generator().manual_seed(0))]
+    assert order == ["月光", "星光", "灯光"]  # 月光 alone holds half the probability
