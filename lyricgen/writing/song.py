@@ -346,7 +346,8 @@ class SongWriter:
         req = LineRequest(low=p.low, high=p.high, rhyme=rhyme, first_char=None if i == 0 else p.first_char,
                           prefix_chars=count_chars(head), prefix_class=self._class_of(prefix_ids),
                           prefix_tokens=len(prefix_ids), prefix_text=head, min_tokens=structure.min_line_tokens,
-                          soft_rhyme=song.rhyme == "auto" and p.rhyme_class < 0 and (sampling.greedy or drawn(sampling)),
+                          soft_rhyme=song.rhyme == "auto" and p.rhyme_class < 0
+                          and (sampling.greedy or drawn(sampling)),
                           max_tokens=min(structure.max_line_tokens or 10**9, budget - 1 + len(prefix_ids)),
                           bias=keyword_bias(p.keyword, self.vocab.tokens, self.predictor.device))
         if req.prefix_chars >= req.high:  # the start word is a whole line already
