@@ -264,16 +264,15 @@ def test_a_space_is_a_pause_after_a_phrase_and_no_line_opens_with_a_particle():
     assert first[0, vocab.index["〖"]] == NEG and adj[0, vocab.index["〖"]] == NEG  # nor writes a note's bracket
 
 
-def test_the_beam_pays_for_a_second_pause_in_a_line(monkeypatch):
-    """A model that would put a space after every second character: the beam keeps one, not three."""
-    import math
+def spacey_search():
+    """(vocab, logp, search): a line search over a model that would put a space after every second
+    character, whatever came before."""
     from types import SimpleNamespace
 
     import torch
 
     from lyricgen.text.vocab import SPECIALS, Vocab
-    from lyricgen.writing import lines as lines_module
-    from lyricgen.writing.lines import LineRequest, LineSearch, SongContext
+    from lyricgen.writing.lines import LineSearch
 
     vocab = Vocab([*SPECIALS, *"我在等你"])
     V, space = len(vocab), vocab.index[" "]
@@ -282,16 +281,22 @@ def test_the_beam_pays_for_a_second_pause_in_a_line(monkeypatch):
     logp = (probs / probs.sum()).log().unsqueeze(0)
     predictor = SimpleNamespace(device=torch.device("cpu"), select=lambda state, rows: None,
                                 step=lambda state, nxt: (logp.expand(len(nxt), -1), None))
-    search = LineSearch(predictor, vocab, [-1] * V)
+    return vocab, logp, LineSearch(predictor, vocab, [-1] * V)
+
+
+def test_the_beam_pays_for_a_second_pause_in_a_line(monkeypatch):
+    """A model that would put a space after every second character: the beam keeps one, not three."""
+    import math
+
+    from lyricgen.writing import lines as lines_module
+    from lyricgen.writing.generate import drain
+    from lyricgen.writing.lines import LineRequest, SongContext
+
+    vocab, logp, search = spacey_search()
 
     def best() -> str:
-        ctx = SongContext(logp=logp, state=None)
-        steps = search._beam(ctx, LineRequest(low=8, high=8), 8)
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            return vocab.decode(done.value[0].ids)
+        lines = drain(search._beam(SongContext(logp=logp, state=None), LineRequest(low=8, high=8), 8))
+        return vocab.decode(lines[0].ids)
 
     assert math.isclose(lines_module.SPACE_PENALTY, 1.5)
     assert best().count(" ") == 1
@@ -328,34 +333,18 @@ def test_a_line_opening_as_earlier_lines_did_costs_per_line():
 def test_sampling_below_temperature_one_pays_for_a_second_pause_too(monkeypatch):
     """Sampled rows (temperature 0.5) hold fewer spaces with the pause cost than without it; at the
     model's own spread (temperature 1, the fallback that reaches a rhyme) nothing is charged."""
-    from types import SimpleNamespace
-
-    import torch
-
     from lyricgen.config import SamplingConfig
-    from lyricgen.text.vocab import SPECIALS, Vocab
     from lyricgen.writing import lines as lines_module
-    from lyricgen.writing.lines import LineRequest, LineSearch, SongContext
+    from lyricgen.writing.generate import drain
+    from lyricgen.writing.lines import LineRequest, SongContext
     from lyricgen.writing.sampling import make_generator
 
-    vocab = Vocab([*SPECIALS, *"我在等你"])
-    V, space = len(vocab), vocab.index[" "]
-    probs = torch.full((V,), 0.14)
-    probs[space], probs[vocab.line_break_id], probs[vocab.unk_id] = 0.4, 0.02, 1e-6
-    logp = (probs / probs.sum()).log().unsqueeze(0)
-    predictor = SimpleNamespace(device=torch.device("cpu"), select=lambda state, rows: None,
-                                step=lambda state, nxt: (logp.expand(len(nxt), -1), None))
-    search = LineSearch(predictor, vocab, [-1] * V)
+    vocab, logp, search = spacey_search()
 
     def spaces(temperature: float) -> float:
         how = SamplingConfig(temperature=temperature, seed=3)
-        steps = search._sample(SongContext(logp=logp, state=None), LineRequest(low=8, high=8), 64, how,
-                               make_generator(how))
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            lines = done.value
+        lines = drain(search._sample(SongContext(logp=logp, state=None), LineRequest(low=8, high=8), 64, how,
+                                     make_generator(how)))
         return sum(vocab.decode(line.ids).count(" ") for line in lines) / len(lines)
 
     charged = spaces(0.5)
@@ -400,6 +389,7 @@ def test_a_soft_rhyme_lets_a_line_end_off_it_and_says_so():
     import torch
 
     from lyricgen.text.vocab import SPECIALS, Vocab
+    from lyricgen.writing.generate import drain
     from lyricgen.writing.lines import LineRequest, LineSearch, SongContext
 
     vocab = Vocab([*SPECIALS, *"我在等你"])
@@ -412,12 +402,7 @@ def test_a_soft_rhyme_lets_a_line_end_off_it_and_says_so():
 
     def lines(soft: bool):
         req = LineRequest(low=2, high=3, rhyme=1, soft_rhyme=soft)
-        steps = search._beam(SongContext(logp=logp, state=None), req, 4)
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            return done.value
+        return drain(search._beam(SongContext(logp=logp, state=None), req, 4))
 
     soft, hard = lines(True), lines(False)
     assert all(line.rhymes == (vocab.decode(line.ids)[-1] == "你") for line in soft)
