@@ -330,33 +330,6 @@ def test_a_line_opening_as_earlier_lines_did_costs_per_line():
     assert adj[2, say] == 0 and adj[2, at] > -1  # 在… opens no earlier line (在在 is left to the other rules)
 
 
-def test_sampling_below_temperature_one_pays_for_a_second_pause_too(monkeypatch):
-    """Sampled rows (temperature 0.5) hold fewer spaces with the pause cost than without it; at the
-    model's own spread (temperature 1, the fallback that reaches a rhyme) nothing is charged."""
-    from lyricgen.config import SamplingConfig
-    from lyricgen.writing import lines as lines_module
-    from lyricgen.writing.generate import drain
-    from lyricgen.writing.lines import LineRequest, SongContext
-    from lyricgen.writing.sampling import make_generator
-
-    vocab, logp, search = spacey_search()
-
-    def spaces(temperature: float) -> float:
-        how = SamplingConfig(temperature=temperature, seed=3)
-        lines = drain(search._sample(SongContext(logp=logp, state=None), LineRequest(low=8, high=8), 64, how,
-                                     make_generator(how)))
-        return sum(vocab.decode(line.ids).count(" ") for line in lines) / len(lines)
-
-    charged = spaces(0.5)
-    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 0.0)
-    assert charged < spaces(0.5) - 0.3
-    assert spaces(1.0) == pytest.approx(spaces(1.0))  # deterministic, and uncharged: same with or without
-    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 1.5)
-    free = spaces(1.0)
-    monkeypatch.setattr(lines_module, "SPACE_PENALTY", 0.0)
-    assert spaces(1.0) == free
-
-
 def test_lines_are_ranked_by_what_follows_from_the_song_and_ends_whole(writer, monkeypatch):
     """_ranked: log p(line | song) - PRIOR_WEIGHT * log p(line | nothing), per character, plus
     END_WEIGHT times the log-probability of its line break."""

@@ -15,8 +15,8 @@ phrases.COPY_BOUND characters; with jieba's dictionary (words.py) a character th
 words on a shared one (风火轮 -> 廓) and a line break inside a phrase (飞檐走) are penalised. A character
 completing a phrase of the songs written before (phrases.PhraseMemory) is penalised, or banned once
 that phrase is stock; a line opening as earlier lines of the song did costs OPENING_PENALTY per line. A
-space is a pause after a phrase (SPACED_RUN, LINE_SPACES), a second one costs SPACE_PENALTY below
-temperature 1, and no line opens with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are
+space is a pause after a phrase (SPACED_RUN, LINE_SPACES), a second one costs the beam SPACE_PENALTY,
+and no line opens with a particle that closes one (NEVER_FIRST); note brackets (〖〗) are
 never written. Sampling draws K rows; greedy is a beam search of width K, so it returns the most
 probable lines that meet the constraints, deterministically. Either has a seeded fallback at
 temperature 1 for a rhyme it cannot reach (song.py).
@@ -51,10 +51,9 @@ SPACED_RUN, LINE_SPACES = 2, 3
 # A line's second and later spaces cost this many nats in the beam (greedy): a model that also learnt
 # from data/open_lyrics.txt (1.4 spaces a line, against Jay Chou's 0.44) still wrote "月光 落在 我的
 # 肩上"; with it, 0.93 spaces a line and blind readers scored its greedy songs higher on all four
-# measures (docs/panels.md, panel L). Sampled rows pay it times the temperature (the same cost once
-# the logits are divided by it): at 0.5 they wrote "我们 一起 慢慢 变老了", and with it blind readers
-# scored them 2.38-2.42 for fluency against 1.54-1.83 (panels N, O). Not at temperature 1, the
-# fallback's spread: a weak model reaches a rhyme through a space ("照着亮 灯"); the rhyme comes first.
+# measures (docs/panels.md, panel L). A song's sampled lines below temperature 1 are drawn from the
+# beam's (song.DRAW_BELOW), so they pay it too. Not rows sampled at temperature 1 or above (the
+# fallback's spread): a weak model reaches a rhyme through a space ("照着亮 灯"); the rhyme comes first.
 SPACE_PENALTY = 1.5
 # Particles that close a phrase never open a line ("的让你疯狂"): of 5,237 Jay Chou lines 9 start with
 # 的 or 了 (quoted fragments) and none with the rest; of the 25,075 lines of data/open_lyrics.txt, 1.
@@ -284,12 +283,6 @@ class LineSearch:
                 if torch.isfinite(adj[b, self.lb]) and self.words.dangling(text):
                     adj[b, self.lb] -= DANGLING_PENALTY
 
-    def _pause_once(self, adj, req: LineRequest, toks, cost: float) -> None:
-        """A line's second and later spaces cost `cost` nats."""
-        if self.space >= 0 and cost:
-            spaced = (toks == self.space).any(dim=1) | (" " in req.prefix_text)
-            adj[spaced, self.space] -= cost
-
     def _ban_repeated_bigrams(self, adj, toks, last) -> None:
         """No token may follow the line's last token if it already followed it in this line."""
         if toks.shape[1] < 2:
@@ -335,8 +328,6 @@ class LineSearch:
         for _ in range(self._steps(req)):
             yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
-            if sampling.temperature < 1:  # not at the model's own spread (the fallback): see SPACE_PENALTY
-                self._pause_once(adj, req, toks, SPACE_PENALTY * sampling.temperature)
             alive = torch.isfinite(adj).any(dim=-1)
             if not bool(alive.all()):  # rows with no allowed token die here
                 keep = alive.nonzero().flatten()
@@ -376,7 +367,9 @@ class LineSearch:
         for _ in range(self._steps(req)):
             yield ""
             adj = self.allowed(logp, req, ctx, chars, cls, ntok, toks)
-            self._pause_once(adj, req, toks, SPACE_PENALTY)
+            if self.space >= 0 and SPACE_PENALTY:  # a second pause in the line costs
+                spaced = (toks == self.space).any(dim=1) | (" " in req.prefix_text)
+                adj[spaced, self.space] -= SPACE_PENALTY
             ends = torch.isfinite(adj[:, self.lb]).nonzero().flatten().tolist()
             for b in ends:  # a finished line: kept aside, no longer a beam
                 n = int(ntok[b]) + 1 - req.prefix_tokens
