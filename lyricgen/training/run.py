@@ -41,8 +41,8 @@ OPEN_LYRICS = SAMPLE_CORPUS.with_name("open_lyrics.txt")  # --mix bundled
 # With a --time-budget and no --mix, a small Chinese corpus is trained with `--mix bundled`. A time
 # budget asks for the best model that time allows, and a small corpus alone does not use it: the Jay
 # Chou corpus (first 90%, 55 k characters) early-stopped after 153 of 300 s, and four blind panels read
-# its songs as collage (fluency 1.6-2.0, coherence 1.1-1.2 of 5) against 3.0-3.3 and 2.4 for the same
-# 300 s with the mix (docs/panels.md, K-M). Not with --epochs: an epoch would then cover 9-22x the
+# its songs as collage (fluency 1.5-2.0, coherence 1.1-1.2 of 5) against 3.0-3.3 and 1.8-2.4 for the
+# same 300 s with the mix (docs/panels.md, K, L, M and P). Not with --epochs: an epoch would then cover 9-22x the
 # text (the bundled sample: 22x), and the README's first command would take an hour, not minutes.
 # 500 k characters: the open lyrics are 364 k, so a larger corpus is mostly its own teacher already.
 AUTO_MIX_CHARS = 500_000
