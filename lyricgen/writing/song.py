@@ -74,8 +74,9 @@ PRIOR_WEIGHT, END_WEIGHT = 0.5, 0.5
 #   beats a whole line by a little ("爱在月" for 爱在你身边, "我存进了加密的相爱"). Adjacent lines then
 #   rhyme 0.57 of the time on the default 300 s Jay Chou run, as its corpus's do (0.56; 0.65 forced), and
 #   blind readers scored the 15 of 40 songs it changed 2.58 / 1.79 / 1.88 against 2.21 / 1.62 / 1.83
-#   (fluency / coherence / meaning, panel R). Sampled rows end where they draw the line break, so there
-#   a soft rhyme would only shorten lines: the rhyme stays hard, as it does for a scheme asked for.
+#   (fluency / coherence / meaning, panel R). Lines drawn from the beam (DRAW_BELOW) have it soft too;
+#   rows sampled token by token end where they draw the line break, so there a soft rhyme would only
+#   shorten lines (JS 0.128): the rhyme stays hard, as it does for a scheme asked for.
 # PRIOR_TOP: the prior is computed for this many candidates, the best by the rest of the score (a beam
 #   ends hundreds of lines, and scoring them all took greedy songs from 1.3 to 2.2 s).
 RHYME_COST, PRIOR_TOP = 1.0, 64
@@ -387,9 +388,9 @@ class SongWriter:
                 searches.append(self._fallback(sampling, draft.history, wide))
             passes.append((r, searches))
         if not sampling.greedy:
-            # When every row died on the way: sampled at a low temperature, the rows of a weak model can
-            # all run down one path to a dead end (a theme's keyword, a kept line's n-grams). The model's
-            # own spread (temperature 1, seeded by the text so far) still finds a line.
+            # When every search came back empty: a weak model's beam (or its rows) can all run down one
+            # path to a dead end (a theme's keyword, a kept line's n-grams). The model's own spread
+            # (temperature 1, seeded by the text so far) still finds a line.
             passes.append((loose, [self._fallback(sampling, draft.history, wide)]))
         for r, searches in passes:
             for search_sampling, gen, width in searches:
@@ -466,12 +467,14 @@ class SongWriter:
         u = torch.rand(keep, generator=generator).clamp_(1e-9, 1 - 1e-9)
         order = torch.argsort(logits[:keep] - torch.log(-torch.log(u)), descending=True)
         kept = likeliest[order].tolist()
-        return [found[j] for j in kept] + [x for j, x in enumerate(found) if j not in set(kept)]
+        rest = set(range(len(found))) - set(kept)
+        return [found[j] for j in kept] + [x for j, x in enumerate(found) if j in rest]
 
     @staticmethod
     def _fallback(sampling, history: list[int], width: int):
-        """(sampling, generator, width) of greedy's fallback search: the model's own distribution
-        (temperature 1, nucleus 0.95), seeded by the tokens written so far."""
+        """(sampling, generator, width) of the fallback search (for what the search at the song's own
+        settings did not find): the model's own distribution (temperature 1, nucleus 0.95), seeded by
+        the tokens written so far."""
         how = replace(sampling, temperature=1.0, top_k=0, top_p=FALLBACK_TOP_P,
                       seed=zlib.crc32(str(history).encode("ascii")))
         return how, make_generator(how), width
