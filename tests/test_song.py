@@ -420,3 +420,60 @@ def test_a_drawn_line_comes_from_the_beam_by_its_score_and_keeps_top_k_and_top_p
         assert order[-1] == "灯光" and sorted(order) == sorted(t for t, _ in found)
     order = [t for t, _ in songs._drawn(found, "", with_(how, top_p=0.5), torch.Generator().manual_seed(0))]
     assert order == ["月光", "星光", "灯光"]  # 月光 alone holds half the probability
+
+
+def test_a_draw_does_not_favour_a_line_for_being_short(writer):
+    """Lines of equal score per character are drawn alike whatever their length: the draw scales every
+    candidate by the line's drawn length, not its own (summed over its own characters, a 2-character
+    line at -1 per character beat a 6-character one e^8 to 1 at temperature 0.5)."""
+    import torch
+
+    from lyricgen.config import SamplingConfig
+    from lyricgen.writing.lines import Line
+
+    songs = writer.songs
+    ids = [songs.vocab.index[c] for c in "月光"]
+    found = [(t, Line(ids, 0.0, 0.0, 2, rank=-1.0)) for t in ("月光", "月光照在窗前")]
+    how = SamplingConfig(temperature=0.5, seed=1)
+    for length in (None, 2, 6):
+        firsts = [songs._drawn(found, "", how, torch.Generator().manual_seed(s), length)[0][0] for s in range(400)]
+        assert 150 < firsts.count("月光") < 250
+    better = [(t, Line(ids, 0.0, 0.0, 2, rank=r)) for t, r in (("月光", -1.0), ("月光照在窗前", -1.2))]
+    wide = [songs._drawn(better, "", how, torch.Generator().manual_seed(s), 6)[0][0] for s in range(400)]
+    narrow = [songs._drawn(better, "", how, torch.Generator().manual_seed(s), 2)[0][0] for s in range(400)]
+    assert wide.count("月光") > narrow.count("月光") > 200  # e^(0.2 x 7 / 0.5) against e^(0.2 x 3 / 0.5)
+
+
+def test_a_line_the_model_would_not_end_there_is_passed_over_while_another_ends_whole(writer, monkeypatch):
+    """A candidate whose line break the model gives less than END_FLOOR ("我们终于可以") is chosen only
+    when no other candidate ends whole, however well it ranks."""
+    import torch
+
+    from lyricgen.writing import song as song_module
+    from lyricgen.writing.lines import Line
+
+    songs = writer.songs
+    han = [i for i, t in enumerate(songs.vocab.tokens) if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
+    cut = Line(han[0:4], -0.1, -0.4, 4, end=song_module.END_FLOOR - 1.0)  # likely, but not ended there
+    whole = Line(han[4:8], -2.0, -8.0, 4, end=-0.2)
+    offered = []
+
+    def search(ctx, req, width, sampling, generator):
+        yield from ()
+        return [Line(x.ids, x.score, x.logp, x.n, end=x.end) for x in offered]
+
+    monkeypatch.setattr(songs.search, "search", search)
+    monkeypatch.setattr(songs.predictor, "score", lambda prefix, rows: torch.zeros(len(rows)))
+    monkeypatch.setattr(songs.words, "penalty", lambda text: 0.0)
+    monkeypatch.setattr(songs, "_acceptable", lambda *a, **k: True)
+    decode = songs.vocab.decode
+
+    def first_line(*lines):
+        offered[:] = lines
+        return writer.generate("月光", lines=1)[0].text
+
+    assert songs._ranked("", [whole, cut])[0][1].ids == cut.ids  # the ranking alone prefers the cut line
+    assert first_line(cut, whole) == "月光" + decode(whole.ids)
+    assert first_line(cut) == "月光" + decode(cut.ids)  # the only line there is
+    monkeypatch.setattr(song_module, "END_FLOOR", -float("inf"))
+    assert first_line(cut, whole) == "月光" + decode(cut.ids)
