@@ -122,6 +122,39 @@ def test_report_figures_of_a_hand_made_example():
     assert scheme_rate(songs, "auto") is None
     assert js_divergence([0.5, 0.5], [0.5, 0.5]) == 0 and js_divergence([1, 0], [0, 1]) == pytest.approx(1)
     assert reference_songs(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+    assert f["newcomer_lines"] == 0  # nobody named
+    cast = [["我想起她", "她说 妈在等", "我们回家"], ["你走了", "他们也走了"]]  # 妈 is new in song 1; 他 in song 2
+    assert song_figures(cast, habits)["newcomer_lines"] == pytest.approx(2 / 3)
+
+
+def test_a_song_keeps_its_cast():
+    """cast.py: the people a line names (one person however named, 妈妈 not 妈 twice) and how many of
+    them are new to the song; 我, 你 and 我们 are its own voice."""
+    from lyricgen.writing.cast import newcomers, persons
+
+    assert persons("妈妈说 她们都在等他") == {"妈妈", "她", "他"}
+    assert persons("我们 你 我") == set() and persons("爸 你回来了") == {"爸爸"}
+    assert newcomers("她笑着说 妈妈来了", {"她"}) == 1 and newcomers("他们走了", {"他"}) == 0
+
+
+def test_the_choice_charges_a_line_for_each_person_new_to_the_song(writer, monkeypatch):
+    import torch
+
+    from lyricgen.writing import song as song_module
+    from lyricgen.writing.lines import Line
+
+    songs = writer.songs
+    han = [i for i, t in enumerate(songs.vocab.tokens) if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
+    monkeypatch.setattr(songs.predictor, "score", lambda prefix, rows: torch.zeros(len(rows)))
+    monkeypatch.setattr(songs.words, "penalty", lambda text: 0.0)
+    monkeypatch.setattr(songs.vocab, "decode", lambda ids: {1: "她在等你", 2: "我在等你", 3: "她和妈妈"}[ids[0]])
+    lines = [Line([k] + han[:3], -1.0, -4.0, 4) for k in (1, 2, 3)]
+    ranks = {text: line.rank for text, line in songs._ranked("", lines, earlier=["月光照在窗前"])}
+    assert ranks["我在等你"] - ranks["她在等你"] == pytest.approx(song_module.CAST_PENALTY)
+    assert ranks["我在等你"] - ranks["她和妈妈"] == pytest.approx(2 * song_module.CAST_PENALTY)
+    ranks = {text: line.rank for text, line in songs._ranked("", lines, earlier=["她说 妈妈在等"])}
+    assert ranks["我在等你"] == ranks["她在等你"] == ranks["她和妈妈"]  # nobody new: no charge
+    assert len({line.rank for _, line in songs._ranked("", lines)}) == 1  # the first line names whom it likes
 
 
 def test_report_command(cli, tiny_run, tmp_path):

@@ -28,6 +28,8 @@ Figures, per set of songs (each written from one start word):
                     (the reference's real passages give the figure to compare with)
     loop_songs      songs with a line repeated three times in a row (a repeated chorus is a section
                     after a blank line, so it never counts)
+    newcomer_lines  share of lines after a song's first that name a person (他, 她, 妈妈 ...; cast.py)
+                    no earlier line of the song named: the people changing line by line
 
 The reference lines are cut into songs where they have blank lines, else into songs of `lines` lines.
 
@@ -45,6 +47,7 @@ from ..config import RHYME_LINKS, SAMPLE_PRESET
 from ..fitted.habits import FRAGMENT_CHARS, count_chars
 from ..text.rhyme import adjacent_rhyme_rate, rhyme_id
 from ..text.tokenizer import normalize_line
+from .cast import newcomers, persons
 from .loops import repeats_a_line
 from .phrases import phrases_of
 from .song import COPY_SPAN
@@ -151,6 +154,7 @@ def song_figures(songs: list[list[str]], habits, originality=None, scheme: str =
         "fragments": sum(n <= FRAGMENT_CHARS for n in chars) / len(chars),
         "distinct_2": sum(distinct_2(song) for song in songs) / len(songs),
         "loop_songs": sum(repeats_a_line("\n".join(song)) for song in songs),
+        "newcomer_lines": newcomer_share(songs),
         **word_figures(lines, songs),
     }
     if originality is not None:
@@ -169,6 +173,19 @@ def word_figures(lines: list[str], songs: list[list[str]]) -> dict:
     return {"fused_lines": sum(map(words.fused, lines)) / len(lines),
             "dangling_lines": sum(map(words.dangling, lines)) / len(lines),
             "phrase_songs": n / len(songs), "top_phrase": phrase}
+
+
+def newcomer_share(songs: list[list[str]]) -> float | None:
+    """The share of lines after a song's first that name a person no earlier line of the song named
+    (cast.py): the speaker and the people changing line by line."""
+    new = total = 0
+    for song in songs:
+        seen: set[str] = set()
+        for k, line in enumerate(x for x in song if normalize_line(x)):
+            total += k > 0
+            new += k > 0 and newcomers(line, seen) > 0
+            seen |= persons(line)
+    return new / total if total else None
 
 
 def distinct_2(song: list[str]) -> float:
@@ -260,6 +277,7 @@ ROWS = [("rhyme_rate", "adjacent lines that rhyme", "{:.2f}"), ("scheme_rate", "
         ("phrase_songs", "most songs holding one 4-char phrase", "{:.1%}"),
         ("theme_fit", "lines' fit to the start word (cosine)", "{:.3f}"),
         ("adjacent_fit", "adjacent lines' fit (cosine)", "{:.3f}"),
+        ("newcomer_lines", "lines naming someone new to the song", "{:.1%}"),
         ("loop_songs", "songs with a line 3x in a row", "{}"), ("seconds_per_song", "seconds per song", "{:.2f}")]
 
 
