@@ -439,8 +439,9 @@ class SongWriter:
         break, less form.LENGTH_PENALTY per character away from the drawn length; with a reranker
         (judge.py, unless --no-rerank) its score per token in place of the model's and the whole-word
         penalty; with a theme, plus FIT_WEIGHT times the line's fit to it and to the two lines before
-        (theme.py); less RHYME_COST for a line off its soft rhyme. The prior is computed for the
-        PRIOR_TOP best by the rest only. Ties keep the search's order."""
+        (theme.py); less RHYME_COST for a line off its soft rhyme, and CAST_PENALTY per person it
+        names whom no earlier line named (cast.py). The prior is computed for the PRIOR_TOP best by the
+        rest only. Ties keep the search's order."""
         found = [(head + self.vocab.decode(line.ids), line) for line in lines]
 
         def off(text: str) -> float:  # nats for missing the drawn length
