@@ -52,13 +52,16 @@ def cmd_train(args) -> int:
 
     run = RunConfig(**given(args, RunConfig))
     world = from_env(resolve_device(run.device))  # SINGLE unless started by torchrun
+    clean = False
     try:
-        return train(args, run, world)
+        rc = train(args, run, world)
+        clean = True
+        return rc
     except torch.distributed.DistError as e:  # another rank stopped (its own message says why)
         raise LyricgenError(f"rank {world.rank} lost contact with the other ranks: "
                             f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}") from None
     finally:
-        world.close()
+        world.close(clean)
 
 
 def train(args, run: RunConfig, world) -> int:

@@ -201,3 +201,33 @@ def test_sigterm_leaves_a_loadable_checkpoint_and_every_process_exits(tmp_path):
     torch.load(out / "last.pt", weights_only=True)
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt.training.world_size == 2 and ckpt.training.state.step >= STEPS_PER_EPOCH
+
+
+def test_after_a_clean_run_the_ranks_wait_for_each_other_before_they_leave(monkeypatch):
+    """ProcessGroup.close: a barrier, then the process group destroyed; after an error no barrier (the
+    other ranks may never come); a barrier that fails (a rank gone) does not keep a rank from leaving."""
+    from lyricgen.training import distributed
+
+    calls = []
+    dist = torch.distributed
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+
+    def barrier(timeout=None):
+        calls.append(("barrier", timeout))
+
+    monkeypatch.setattr(dist, "monitored_barrier", barrier)
+    world = distributed.ProcessGroup(1, 2, 1, "cpu")
+    world.close()
+    assert calls == [("barrier", distributed.CLOSE_WAIT), "destroy"]
+    calls.clear()
+    world.close(clean=False)
+    assert calls == ["destroy"]
+
+    def gone(timeout=None):
+        raise RuntimeError("Rank 0 failed to pass monitoredBarrier")
+
+    monkeypatch.setattr(dist, "monitored_barrier", gone)
+    calls.clear()
+    world.close()
+    assert calls == ["destroy"]
