@@ -134,6 +134,7 @@ def test_a_song_keeps_its_cast():
 
     assert persons("妈妈说 她们都在等他") == {"妈妈", "她", "他"}
     assert persons("我们 你 我") == set() and persons("爸 你回来了") == {"爸爸"}
+    assert persons("我弹着吉他 在他乡") == set() and persons("他弹着吉他") == {"他"}
     assert newcomers("她笑着说 妈妈来了", {"她"}) == 1 and newcomers("他们走了", {"他"}) == 0
 
 

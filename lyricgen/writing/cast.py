@@ -14,10 +14,13 @@ bundled lyrics cast (姑娘, 书生, 掌柜 ...). 我, 你 and 我们 are the so
 PERSONS = ("他们", "她们", "他", "她", "妈妈", "爸爸", "爷爷", "奶奶", "外婆", "外公", "姥姥", "哥哥", "姐姐",
            "弟弟", "妹妹", "老师", "同学", "朋友", "兄弟", "姑娘", "老板", "掌柜", "书生", "孩子", "老人", "妈", "爸")
 SAME = {"他们": "他", "她们": "她", "妈": "妈妈", "爸": "爸爸"}  # one person, however named
+NOT_PERSONS = ("吉他", "其他", "他乡", "他日")  # words that hold 他 and name nobody
 
 
 def persons(text: str) -> set[str]:
     """The people `text` names (longest names first: 妈妈 is one person, not 妈 twice)."""
+    for word in NOT_PERSONS:
+        text = text.replace(word, " ")
     found = set()
     for name in PERSONS:
         if name in text:

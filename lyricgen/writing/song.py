@@ -485,8 +485,10 @@ class SongWriter:
         over its own characters made a short line likelier for being short."""
         if not found:
             return found
-        chars = [count_chars(text) - count_chars(head) for text, _ in found]
-        scale = max(length - count_chars(head) if length is not None else sum(chars) / len(chars), 0) + 1
+        if length is not None:
+            scale = max(length - count_chars(head), 0) + 1
+        else:
+            scale = sum(count_chars(text) - count_chars(head) for text, _ in found) / len(found) + 1
         logits = torch.tensor([line.rank * scale for _, line in found])
         logits, likeliest = torch.sort(logits / sampling.temperature, descending=True, stable=True)
         keep = len(found) if not sampling.top_k else min(sampling.top_k, len(found))
